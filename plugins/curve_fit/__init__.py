@@ -1,0 +1,1 @@
+"""selfiter plugin: curve_fit."""

@@ -1,0 +1,3 @@
+"""Hook implementations of the curve_fit plugin."""
+
+from selfiter.hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,1 @@
+"""selfiter plugin: face_landmarks."""

@@ -1,0 +1,367 @@
+"""YAML -> typed dataclasses, validated once, with ``KEY=VALUE`` overrides.
+
+Every error names the file, the key path and what was expected, e.g.::
+
+    examples/face300w.yaml: train.lr: expected a number, got 'fast'
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from selfiter import plugins
+from selfiter.errors import ConfigError
+
+# --- the schema -----------------------------------------------------------------
+
+
+@dataclass
+class ComponentConfig:
+    """One component: a registered ``name`` and the keyword ``params`` of its factory."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """How the regressor is trained (Eq. 6 with online sampling, Algorithm 1)."""
+
+    #: ``sir``: one regressor, states drawn by the sampler (the paper's method);
+    #: ``cascade``: ``stages`` regressors trained one after another, each on the
+    #: states the previous stages produce (Eq. 1-2, the paper's baseline).
+    mode: Literal["sir", "cascade"] = "sir"
+    #: the problem's split to train on
+    split: str = "train"
+    #: optimizer steps (per stage in cascade mode)
+    steps: int = 1000
+    #: wall-clock budget in minutes; training stops at whichever of steps/minutes comes first
+    minutes: float | None = None
+    batch_size: int = 64
+    optimizer: Literal["adadelta", "adamw", "adam", "sgd"] = "adadelta"
+    lr: float = 0.1
+    weight_decay: float = 1e-4
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    #: loss on ``(R(x) - delta_theta*) / loss_scale``; ``l2`` is Eq. 6
+    loss: Literal["l2", "l1", "smooth_l1", "wing"] = "l2"
+    loss_scale: float = 1.0
+    grad_clip: float | None = None
+    #: bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True
+    #: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
+    device: str = "auto"
+    seed: int = 0
+    #: cascade mode: number of regressors
+    stages: int = 4
+    log_every: int = 50
+    #: validate every N steps on ``val_split`` (0: only at the end)
+    val_every: int = 0
+    val_split: str | None = None
+    #: at most this many validation samples (None: all)
+    val_max: int | None = 256
+    #: write a resumable checkpoint every N steps (and always at the end)
+    checkpoint_every: int = 500
+    #: torch CPU threads (None: torch's default)
+    num_threads: int | None = None
+
+
+@dataclass
+class SolverConfig:
+    """How a trained solver is applied (Algorithm 2)."""
+
+    iterations: int = 4
+    #: stop a sample once its step's RMS is below ``tol`` (0: always run all iterations)
+    tol: float = 0.0
+    batch_size: int = 256
+
+
+@dataclass
+class EvaluateConfig:
+    split: str = "test"
+    #: a checkpoint path or the name of a registered pretrained model
+    checkpoint: str | None = None
+
+
+@dataclass
+class Config:
+    """A whole run: the five components and how to train, solve and evaluate."""
+
+    problem: ComponentConfig
+    parameter_model: ComponentConfig
+    sampler: ComponentConfig
+    features: ComponentConfig
+    regressor: ComponentConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    #: the file this config was read from ("" when built in code)
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (YAML-safe), without ``source``."""
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return _plain(d)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+#: config section -> component kind in the plugin registry
+COMPONENT_KINDS = {
+    "problem": "problem",
+    "parameter_model": "parameter_model",
+    "sampler": "sampler",
+    "features": "feature_extractor",
+    "regressor": "regressor",
+}
+#: factory arguments the core supplies itself, so they may not appear in params
+CORE_SUPPLIED = {"regressor": {"feature_shape", "theta_dim"}}
+
+
+# --- loading --------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override and validate a config file; raise :class:`ConfigError` on any fault."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return config_from_dict(raw, source=str(path), overrides=overrides)
+
+
+def config_from_dict(
+    raw: Mapping[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Validate plain data as a :class:`Config` (``source`` names it in errors)."""
+    raw = copy.deepcopy(dict(raw))
+    overridden: set[str] = set()
+    for item in overrides:
+        key, value = _parse_override(item, source)
+        _set_path(raw, key, value, source)
+        overridden.add(key)
+    cfg = _build(Config, raw, "", source)
+    cfg.source = source
+    base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+    for section, kind in COMPONENT_KINDS.items():
+        comp: ComponentConfig = getattr(cfg, section)
+        comp.params = _check_params(
+            kind, comp, f"{section}", source, base, overridden, CORE_SUPPLIED.get(section, set())
+        )
+    if cfg.evaluate.checkpoint is not None and "evaluate.checkpoint" not in overridden:
+        candidate = base / cfg.evaluate.checkpoint
+        if candidate.exists():
+            cfg.evaluate.checkpoint = str(candidate)
+    return cfg
+
+
+def _parse_override(item: str, source: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.lr=0.01")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(
+                f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section"
+            )
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner = " or ".join(_type_name(a) for a in args)
+        return f"{inner} or null" if len(args) < len(typing.get_args(tp)) else inner
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to floats)."""
+    origin = typing.get_origin(tp)
+    fail = ConfigError(f"{source}: {key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is Any or tp is inspect.Parameter.empty:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise fail
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, key, source)
+            except ConfigError:
+                continue
+        raise fail
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise fail
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, source)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise fail
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise fail
+    if tp is str or tp is Path:
+        if isinstance(value, str):
+            return value
+        raise fail
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise fail
+        args = typing.get_args(tp)
+        elem = args[0] if args else Any
+        return [_coerce(elem, v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise fail
+        return dict(value)
+    return value
+
+
+def _build(cls: type, value: Any, prefix: str, source: str) -> Any:
+    where = prefix or "top level"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {where}: expected a mapping, got {value!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(
+            f"{source}: {key}: unknown key; expected one of {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in value:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{source}: {key}: missing; expected {_type_name(hints[name])}")
+            continue
+        v = value[name]
+        if dataclasses.is_dataclass(hints[name]) and v is None:
+            v = {}
+        kwargs[name] = _coerce(hints[name], v, key, source)
+    return cls(**kwargs)
+
+
+def _check_params(
+    kind: str,
+    comp: ComponentConfig,
+    section: str,
+    source: str,
+    base: Path,
+    overridden: set[str],
+    supplied: set[str],
+) -> dict[str, Any]:
+    """Check ``params`` against the factory's signature; resolve ``Path`` params."""
+    try:
+        factory = plugins.get(kind, comp.name).obj
+    except Exception as exc:
+        raise ConfigError(f"{source}: {section}.name: {exc}") from None
+    try:
+        sig = inspect.signature(factory)
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except (TypeError, ValueError, NameError):
+        return dict(comp.params)
+    accepted = {
+        n: p for n, p in sig.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in supplied
+    }
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    out: dict[str, Any] = {}
+    for name, value in comp.params.items():
+        key = f"{section}.params.{name}"
+        if name not in accepted:
+            if takes_any:
+                out[name] = value
+                continue
+            raise ConfigError(
+                f"{source}: {key}: unknown parameter of {kind} {comp.name!r}; "
+                f"expected one of {', '.join(sorted(accepted)) or '(none)'}"
+            )
+        tp = hints.get(name, Any)
+        value = _coerce(tp, value, key, source)
+        if value is not None and _is_path_type(tp):
+            p = Path(value).expanduser()
+            if not p.is_absolute():
+                p = (Path.cwd() if key in overridden else base) / p
+            value = str(p)
+        out[name] = value
+    missing = [
+        n for n, p in accepted.items() if p.default is inspect.Parameter.empty and n not in out
+    ]
+    if missing:
+        raise ConfigError(f"{source}: {section}.params.{missing[0]}: missing; "
+                          f"{kind} {comp.name!r} needs it")
+    return out
+
+
+def _is_path_type(tp: Any) -> bool:
+    if tp is Path:
+        return True
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and Path in typing.get_args(tp)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

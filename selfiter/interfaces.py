@@ -1,0 +1,210 @@
+"""The four parts a problem plugs into selfiter, and the Problem that ties them to data.
+
+Vocabulary (the paper's, Eq. 1-4):
+
+* ``S: (B, P)``   model parameters: the compact, sampleable description of a state
+  (for faces: PCA shape coefficients and a similarity pose).
+* ``theta: (B, D)`` location parameters: what the solver updates and what the
+  loss is measured on (for faces: the 68 x/y landmark coordinates, flattened).
+* ``inputs: (B, ...)`` the observations a state is explained against
+  (images, sampled curves); always a tensor whose first dimension is the batch.
+
+All methods are batched and device-agnostic: they run on whatever device their
+tensor arguments live on and never loop over the batch in Python.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ParameterModel",
+    "Sampler",
+    "FeatureExtractor",
+    "Regressor",
+    "ProblemData",
+    "Problem",
+    "Detector",
+]
+
+
+class ParameterModel(ABC):
+    """Converts between model parameters ``S: (B, P)`` and locations ``theta: (B, D)``.
+
+    A model may have state fitted from training data (a PCA basis, a mean
+    pose). That state is whatever :meth:`state_dict` returns; it is saved in
+    every checkpoint so a trained solver never needs the training set again.
+    """
+
+    #: names of the P dimensions of S, in order
+    s_names: tuple[str, ...]
+    #: unit of each dimension of S (free text: "px", "rad", "1", ...)
+    s_units: tuple[str, ...]
+    #: names of the D dimensions of theta, in order
+    theta_names: tuple[str, ...]
+    #: unit of theta (one unit for all dimensions)
+    theta_unit: str
+
+    @property
+    def s_dim(self) -> int:
+        """P, the number of model parameters."""
+        return len(self.s_names)
+
+    @property
+    def theta_dim(self) -> int:
+        """D, the number of location parameters."""
+        return len(self.theta_names)
+
+    def fit_data(self, theta_train: torch.Tensor) -> None:
+        """Fit the model's state from training locations ``theta_train: (N, D)``.
+
+        The default does nothing (a model with no fitted state)."""
+
+    @abstractmethod
+    def theta(self, s: torch.Tensor) -> torch.Tensor:
+        """Locations of model parameters: ``s: (B, P) -> theta: (B, D)`` (Eq. 3)."""
+
+    @abstractmethod
+    def fit(self, theta: torch.Tensor) -> torch.Tensor:
+        """Model parameters best explaining ``theta: (B, D) -> s: (B, P)``.
+
+        For a ``theta`` in the model's range, ``theta(fit(theta)) == theta``; for
+        any ``s``, ``fit(theta(s)) == s`` up to the model's symmetries."""
+
+    @abstractmethod
+    def s_mean(self) -> torch.Tensor:
+        """The mean state S0 over the training data: ``(P,)``."""
+
+    @abstractmethod
+    def s_std(self) -> torch.Tensor:
+        """Spread of each dimension of S over the training data: ``(P,)``, > 0.
+
+        Samplers express their sigmas in these units, so that ``sigma = 0.2``
+        means the same thing for a rotation (rad) and a translation (px)."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Fitted state as named tensors (saved in checkpoints)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore the state returned by :meth:`state_dict`."""
+        if state:
+            raise ValueError(f"{type(self).__name__} has no fitted state, got keys {sorted(state)}")
+
+
+class Sampler(ABC):
+    """Draws training states around the truth and around the mean (Algorithm 1)."""
+
+    @abstractmethod
+    def sample(
+        self, model: ParameterModel, s_gt: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """One state per ground truth: ``s_gt: (B, P) -> s: (B, P)``.
+
+        All randomness comes from ``generator`` (on ``s_gt``'s device), so a
+        seeded generator gives the same draws on every run."""
+
+
+class FeatureExtractor(ABC):
+    """Observes the inputs at the current state."""
+
+    @abstractmethod
+    def features(self, inputs: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """``inputs: (B, ...)``, ``theta: (B, D) -> features: (B, *feature_shape)``."""
+
+    @abstractmethod
+    def feature_shape(self, input_shape: tuple[int, ...], theta_dim: int) -> tuple[int, ...]:
+        """Shape of one sample's features for inputs of one-sample shape ``input_shape``."""
+
+
+class Regressor(nn.Module):
+    """Maps features to an increment: ``features: (B, *feature_shape) -> delta_theta: (B, D)``.
+
+    Constructed by its factory as ``factory(feature_shape=..., theta_dim=..., **params)``.
+    """
+
+    feature_shape: tuple[int, ...]
+    theta_dim: int
+
+
+@dataclass
+class ProblemData:
+    """A split of a problem's data set, already on one device.
+
+    ``inputs: (N, ...)`` and ``theta_gt: (N, D)`` are indexed together; ``meta``
+    holds per-sample extras (tensors indexed like ``inputs``, or lists of N
+    items such as file names) that metrics and reports may need.
+    """
+
+    inputs: torch.Tensor
+    theta_gt: torch.Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.inputs.shape[0] != self.theta_gt.shape[0]:
+            raise ValueError(
+                f"inputs has {self.inputs.shape[0]} samples but theta_gt has {self.theta_gt.shape[0]}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.theta_gt.shape[0])
+
+    def to(self, device: torch.device | str) -> "ProblemData":
+        """A copy with every tensor (inputs, theta_gt and tensor metas) on ``device``."""
+        meta = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.meta.items()}
+        return ProblemData(self.inputs.to(device), self.theta_gt.to(device), meta)
+
+    def subset(self, index: torch.Tensor) -> "ProblemData":
+        """The samples at ``index: (M,)`` (a long tensor), metas included."""
+        idx_list = index.tolist()
+        meta: dict[str, Any] = {}
+        for k, v in self.meta.items():
+            if isinstance(v, torch.Tensor):
+                meta[k] = v[index.to(v.device)]
+            else:
+                meta[k] = [v[i] for i in idx_list]
+        return ProblemData(self.inputs[index.to(self.inputs.device)],
+                           self.theta_gt[index.to(self.theta_gt.device)], meta)
+
+
+class Problem(ABC):
+    """A problem: where its data comes from, how to augment it, how to score a solve."""
+
+    #: names of the splits :meth:`load` accepts
+    splits: tuple[str, ...]
+
+    @abstractmethod
+    def load(self, split: str) -> ProblemData:
+        """Load one split (on the CPU). Raise :class:`selfiter.errors.DataError`
+        naming the missing file or folder when the data is not there."""
+
+    def augment(
+        self, inputs: torch.Tensor, theta: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training-time augmentation of a batch, ``(inputs, theta) -> (inputs, theta)``.
+
+        Default: none."""
+        return inputs, theta
+
+    @abstractmethod
+    def metrics(self, theta: torch.Tensor, data: ProblemData) -> dict[str, float]:
+        """Scores of predictions ``theta: (N, D)`` against ``data``. The first
+        key is the headline metric (lower is better) shown in progress bars."""
+
+    def report(self, trajectory: torch.Tensor, data: ProblemData, out_dir: str) -> list[str]:
+        """Write plots for a solve (``trajectory: (K+1, N, D)``) into ``out_dir``;
+        return the paths written. Default: none."""
+        return []
+
+
+class Detector(ABC):
+    """Finds instances of a problem's object in a raw input (e.g. faces in a photo)."""
+
+    @abstractmethod
+    def detect(self, image: Any) -> list[tuple[float, float, float, float]]:
+        """Boxes ``(x0, y0, x1, y1)`` in the input's own coordinates."""

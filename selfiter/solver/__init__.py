@@ -1,0 +1,7 @@
+"""Iterative solvers sharing one loop (Algorithm 2): learned, cascaded, Gauss-Newton."""
+
+from selfiter.solver.base import IterativeSolver, SolveResult
+from selfiter.solver.gauss_newton import GaussNewtonSolver
+from selfiter.solver.learned import CascadeSolver, SIRSolver
+
+__all__ = ["IterativeSolver", "SolveResult", "SIRSolver", "CascadeSolver", "GaussNewtonSolver"]
