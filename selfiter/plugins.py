@@ -82,7 +82,7 @@ def unregister_plugin(name: str) -> None:
 def plugin_names() -> list[str]:
     """Every registered plugin, bundled and third-party."""
     _ensure_loaded()
-    return sorted(pm.get_canonical_name(p) for p in pm.get_plugins())
+    return sorted(pm.get_name(p) for p in pm.get_plugins())
 
 
 def _collect(hook_name: str, make: Callable[..., Any]) -> dict[str, Any]:

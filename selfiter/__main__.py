@@ -1,0 +1,3 @@
+from selfiter.cli.main import main
+
+raise SystemExit(main())

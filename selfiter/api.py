@@ -1,0 +1,105 @@
+"""The Python API: load a trained solver by name or path and apply it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from selfiter import plugins
+from selfiter.build import build_components, build_problem, resolve_device
+from selfiter.checkpoint import CheckpointData, load_checkpoint
+from selfiter.config import Config, config_from_dict
+from selfiter.errors import CheckpointError
+from selfiter.evaluation import initial_theta, solve_batched
+from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor
+from selfiter.solver import IterativeSolver, SolveResult
+from selfiter.training.trainer import make_solver
+
+
+@dataclass
+class TrainedSolver:
+    """A trained solver with the parts it was trained with, ready to apply."""
+
+    config: Config
+    problem: Problem
+    parameter_model: ParameterModel
+    extractor: FeatureExtractor
+    regressors: list[Regressor]
+    solver: IterativeSolver
+    device: torch.device
+    #: where the weights came from
+    source: str
+
+    @property
+    def max_iterations(self) -> int | None:
+        """A cascade runs at most one iteration per stage; SIR has no limit."""
+        return None if self.config.train.mode == "sir" else len(self.regressors)
+
+    def initial_theta(self, n: int) -> torch.Tensor:
+        """The start of every solve: theta of the mean state, ``(n, D)`` on the solver's device."""
+        return initial_theta(self.parameter_model, n, self.device)
+
+    def solve(self, inputs: torch.Tensor, theta0: torch.Tensor | None = None,
+              iterations: int | None = None, tol: float | None = None,
+              progress: bool = False) -> SolveResult:
+        """Solve ``inputs: (N, ...)`` from ``theta0: (N, D)`` (default: the mean state)."""
+        s = self.config.solver
+        return solve_batched(
+            self.solver, self.parameter_model, inputs.to(self.device),
+            s.iterations if iterations is None else iterations, s.tol if tol is None else tol,
+            s.batch_size, theta0=None if theta0 is None else theta0.to(self.device),
+            amp=self.config.train.amp, progress=progress,
+        )
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A registered pretrained model's file, or an existing checkpoint path."""
+    models = plugins.components("model")
+    if str(name_or_path) in models:
+        return Path(models[str(name_or_path)].obj)
+    p = Path(name_or_path)
+    if p.is_dir():
+        p = p / "checkpoint.safetensors"
+    if not p.is_file():
+        known = ", ".join(sorted(models)) or "none registered"
+        raise CheckpointError(
+            f"{name_or_path}: neither a checkpoint file nor a pretrained model name ({known})"
+        )
+    return p
+
+
+def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu",
+                         source: str = "<memory>", config: Config | None = None) -> TrainedSolver:
+    """Rebuild a solver from loaded checkpoint data. ``config`` (default: the
+    checkpoint's own) supplies the problem and solver settings; the parts that
+    must match the weights always come from the checkpoint."""
+    own = config_from_dict(yaml.safe_load(ckpt.config_yaml), source=f"{source} (embedded config)")
+    cfg = config if config is not None else own
+    dev = resolve_device(str(device))
+    parts = build_components(own)
+    parts.parameter_model.load_state_dict(ckpt.parameter_model)
+    regs = []
+    for sd in ckpt.regressors:
+        reg = parts.make_regressor(ckpt.feature_shape)
+        try:
+            reg.load_state_dict(sd)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{source}: weights do not fit regressor "
+                                  f"{own.regressor.name!r}: {str(exc).splitlines()[0]}") from None
+        regs.append(reg.to(dev).eval())
+    problem = parts.problem if config is None else build_problem(cfg)
+    return TrainedSolver(
+        config=cfg, problem=problem, parameter_model=parts.parameter_model,
+        extractor=parts.extractor, regressors=regs,
+        solver=make_solver(own.train.mode, parts.extractor, regs), device=dev, source=source,
+    )
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu",
+         config: Config | None = None) -> TrainedSolver:
+    """Load a pretrained model by name (``"face300w"``) or a checkpoint file/run folder."""
+    path = resolve_checkpoint(name_or_path)
+    return from_checkpoint_data(load_checkpoint(path), device, str(path), config)

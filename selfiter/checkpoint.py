@@ -1,0 +1,93 @@
+"""Checkpoints: one self-contained ``.safetensors`` file per trained solver.
+
+Tensors: the regressor weights (``regressor.*``, or ``stage{i}.*`` for a
+cascade) and the parameter model's fitted state (``parameter_model.*``).
+Metadata (strings): the resolved config as YAML, the training mode, the step,
+the feature shape and the selfiter version. A checkpoint alone rebuilds the
+solver; the training data is never needed again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+import selfiter
+from selfiter.atomic import atomic_path
+from selfiter.errors import CheckpointError
+
+FORMAT = "selfiter-checkpoint-1"
+
+
+@dataclass
+class CheckpointData:
+    """What a checkpoint holds, as loaded (tensors on the CPU)."""
+
+    config_yaml: str
+    mode: str
+    step: int
+    feature_shape: tuple[int, ...]
+    #: one state dict for SIR, one per stage for a cascade
+    regressors: list[dict[str, torch.Tensor]]
+    parameter_model: dict[str, torch.Tensor]
+
+
+def save_checkpoint(path: str | Path, data: CheckpointData, half: bool = False) -> None:
+    """Write ``data`` atomically; ``half`` stores floating weights as float16."""
+    tensors: dict[str, torch.Tensor] = {}
+    prefixes = ["regressor."] if data.mode == "sir" else [f"stage{i}." for i in range(len(data.regressors))]
+    for prefix, state in zip(prefixes, data.regressors):
+        for k, v in state.items():
+            v = v.detach().cpu()
+            if half and v.is_floating_point():
+                v = v.half()
+            tensors[prefix + k] = v.contiguous()
+    for k, v in data.parameter_model.items():
+        tensors["parameter_model." + k] = v.detach().cpu().contiguous()
+    meta = {
+        "format": FORMAT,
+        "config": data.config_yaml,
+        "mode": data.mode,
+        "step": str(data.step),
+        "stages": str(len(data.regressors)),
+        "feature_shape": json.dumps(list(data.feature_shape)),
+        "selfiter_version": selfiter.__version__,
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_checkpoint(path: str | Path) -> CheckpointData:
+    """Read a checkpoint written by :func:`save_checkpoint` (weights cast to float32)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+
+        with safe_open(str(p), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a selfiter checkpoint (metadata format is "
+                              f"{meta.get('format')!r}, expected {FORMAT!r})")
+    mode = meta["mode"]
+    stages = int(meta["stages"])
+    prefixes = ["regressor."] if mode == "sir" else [f"stage{i}." for i in range(stages)]
+    regs = []
+    for prefix in prefixes:
+        regs.append({k[len(prefix):]: (v.float() if v.is_floating_point() else v)
+                     for k, v in tensors.items() if k.startswith(prefix)})
+    pm = {k[len("parameter_model."):]: v for k, v in tensors.items()
+          if k.startswith("parameter_model.")}
+    return CheckpointData(
+        config_yaml=meta["config"], mode=mode, step=int(meta["step"]),
+        feature_shape=tuple(json.loads(meta["feature_shape"])), regressors=regs,
+        parameter_model=pm,
+    )

@@ -1,0 +1,1 @@
+"""The ``selfiter`` command line: one module per sub-command."""

@@ -1,0 +1,223 @@
+"""The online-sampling trainer (Algorithm 1 + Eq. 6) and the cascade baseline (Eq. 1-2).
+
+Every step draws its own batch: face indices, augmentation and sampled states
+all come from a generator seeded by ``(seed, stage, step)``. A resumed run
+therefore draws exactly what an uninterrupted one would, and on the CPU ends
+with the same weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from selfiter.atomic import atomic_path, write_text
+from selfiter.build import Components, build_components, resolve_device
+from selfiter.checkpoint import CheckpointData, save_checkpoint
+from selfiter.config import Config, config_from_dict
+from selfiter.errors import CheckpointError, ConfigError
+from selfiter.evaluation import solve_batched
+from selfiter.interfaces import ProblemData, Regressor
+from selfiter.solver import CascadeSolver, IterativeSolver, SIRSolver
+from selfiter.training.log import MetricsLog
+from selfiter.training.losses import make_loss
+from selfiter.training.optim import lr_factor, make_optimizer
+
+STATE_FILE = "trainer_state.pt"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def step_generator(seed: int, stage: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator of one step: a pure function of its position in the run."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + stage * 10_000_019 + step) % (2**63 - 1))
+    return g
+
+
+def make_solver(mode: str, extractor, regressors: list[Regressor]) -> IterativeSolver:
+    """The solver a run trains: one SIR regressor, or the cascade of stages so far."""
+    return SIRSolver(extractor, regressors[0]) if mode == "sir" else CascadeSolver(extractor, regressors)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train the config's regressor(s) into ``run_dir``; return the final checkpoint's path.
+
+    ``run_dir`` gets ``checkpoint.safetensors`` (the trained solver),
+    ``trainer_state.pt`` (what ``resume`` needs), ``config.yaml`` and
+    ``metrics.jsonl``. Without ``resume`` an existing run there is an error,
+    so that no training is overwritten by accident."""
+    run = Path(run_dir)
+    state_path = run / STATE_FILE
+    state = None
+    if resume:
+        if not state_path.is_file():
+            raise CheckpointError(f"{state_path}: nothing to resume (no trainer state in {run})")
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        saved = config_from_dict(yaml.safe_load(state["config"]), source=str(run / "config.yaml"))
+        _check_resumable(saved, cfg, run)
+    elif state_path.exists():
+        raise ConfigError(
+            f"{run}: already holds a training run; pass --resume to continue it or choose another -o"
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    write_text(run / "config.yaml", cfg.to_yaml())
+
+    t = cfg.train
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    device = resolve_device(t.device)
+    parts = build_components(cfg)
+    train_data = parts.problem.load(t.split)
+    if state is not None:
+        parts.parameter_model.load_state_dict(state["parameter_model"])
+    else:
+        parts.parameter_model.fit_data(train_data.theta_gt)
+    data = train_data.to(device)
+    val = _validation_data(parts, cfg, device)
+    feature_shape = tuple(
+        parts.extractor.feature_shape(tuple(data.inputs.shape[1:]), parts.parameter_model.theta_dim)
+    )
+    n_stages = 1 if t.mode == "sir" else t.stages
+    regs = [parts.make_regressor(feature_shape).to(device) for _ in range(n_stages)]
+    start_stage, start_step, elapsed = 0, 0, 0.0
+    if state is not None:
+        for r, sd in zip(regs, state["regressors"]):
+            r.load_state_dict(sd)
+        start_stage, start_step, elapsed = state["stage"], state["step"], state["elapsed"]
+    log = MetricsLog(run, resume_at=(start_stage, start_step) if state is not None else None)
+    loss_fn = make_loss(t.loss, t.loss_scale)
+    budget = t.minutes * 60.0 / n_stages if t.minutes is not None else None
+
+    def save(stage: int, step: int, opt: torch.optim.Optimizer, spent: float) -> None:
+        with atomic_path(state_path) as tmp:
+            torch.save({
+                "config": cfg.to_yaml(), "stage": stage, "step": step, "elapsed": spent,
+                "regressors": [r.state_dict() for r in regs],
+                "optimizer": opt.state_dict(),
+                "parameter_model": parts.parameter_model.state_dict(),
+            }, tmp)
+        save_checkpoint(run / CHECKPOINT_FILE, CheckpointData(
+            cfg.to_yaml(), t.mode, step, feature_shape, [r.state_dict() for r in regs],
+            parts.parameter_model.state_dict()))
+
+    for stage in range(start_stage, n_stages):
+        reg = regs[stage]
+        reg.train()
+        opt = make_optimizer(reg.parameters(), t)
+        first = start_step if stage == start_stage else 0
+        if state is not None and stage == start_stage:
+            opt.load_state_dict(state["optimizer"])
+        stage_elapsed = elapsed if stage == start_stage else 0.0
+        bar = tqdm(total=t.steps, initial=first, disable=not progress, dynamic_ncols=True,
+                   desc=f"train{'' if n_stages == 1 else f' stage {stage + 1}/{n_stages}'}",
+                   unit="step")
+        step, t0, window_t, window_n = first, time.perf_counter(), time.perf_counter(), 0
+        spent = stage_elapsed
+        while step < t.steps:
+            spent = stage_elapsed + time.perf_counter() - t0
+            if budget is not None and spent >= budget:
+                break
+            progress_frac = max(step / t.steps, spent / budget if budget else 0.0)
+            for group in opt.param_groups:
+                group["lr"] = t.lr * lr_factor(t, progress_frac, step)
+            loss = _train_step(parts, data, regs, stage, step, device, loss_fn, opt, cfg)
+            step += 1
+            window_n += t.batch_size
+            bar.update(1)
+            if step % t.log_every == 0 or step == t.steps:
+                now = time.perf_counter()
+                rate = window_n / max(now - window_t, 1e-9)
+                window_t, window_n = now, 0
+                rec = {"stage": stage, "step": step, "loss": loss, "lr": opt.param_groups[0]["lr"],
+                       "samples_per_s": rate, "elapsed_s": stage_elapsed + now - t0}
+                if val is not None and t.val_every and step % t.val_every == 0:
+                    rec.update(_validate(parts, cfg, regs[: stage + 1], val))
+                    reg.train()
+                log.write(rec)
+                bar.set_postfix(loss=f"{loss:.4g}", samples_s=f"{rate:.0f}")
+            if step % t.checkpoint_every == 0 and step < t.steps:
+                save(stage, step, opt, stage_elapsed + time.perf_counter() - t0)
+        bar.close()
+        spent = stage_elapsed + time.perf_counter() - t0
+        if stage + 1 < n_stages:
+            save(stage + 1, 0, make_optimizer(regs[stage + 1].parameters(), t), 0.0)
+        else:
+            if val is not None:
+                log.write({"stage": stage, "step": step, "final": True,
+                           **_validate(parts, cfg, regs, val)})
+            save(stage, step, opt, spent)
+    log.close()
+    return run / CHECKPOINT_FILE
+
+
+def _train_step(parts: Components, data: ProblemData, regs: list[Regressor], stage: int,
+                step: int, device: torch.device, loss_fn, opt: torch.optim.Optimizer,
+                cfg: Config) -> float:
+    t = cfg.train
+    g = step_generator(t.seed, stage, step, device)
+    idx = torch.randint(len(data), (t.batch_size,), generator=g, device=device)  # (B,)
+    inputs, theta_gt = parts.problem.augment(data.inputs[idx], data.theta_gt[idx], g)
+    model = parts.parameter_model
+    with torch.no_grad():
+        s = parts.sampler.sample(model, model.fit(theta_gt), g)  # (B, P)
+        theta = model.theta(s)  # (B, D)
+        with _autocast(device, t.amp):
+            for prev in regs[:stage]:  # cascade: train stage k on the states stages < k produce
+                theta = theta + prev(parts.extractor.features(inputs, theta)).float()
+    target = theta_gt - theta  # (B, D), Algorithm 1 line 7
+    with _autocast(device, t.amp):
+        pred = regs[stage](parts.extractor.features(inputs, theta))
+    loss = loss_fn(pred.float(), target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if t.grad_clip:
+        torch.nn.utils.clip_grad_norm_(regs[stage].parameters(), t.grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
+def _validation_data(parts: Components, cfg: Config, device: torch.device) -> ProblemData | None:
+    t = cfg.train
+    if t.val_split is None:
+        return None
+    val = parts.problem.load(t.val_split)
+    if t.val_max is not None and len(val) > t.val_max:
+        val = val.subset(torch.arange(t.val_max))
+    return val.to(device)
+
+
+def _validate(parts: Components, cfg: Config, regs: list[Regressor], val: ProblemData) -> dict:
+    for r in regs:
+        r.eval()
+    solver = make_solver(cfg.train.mode, parts.extractor, regs)
+    iterations = cfg.solver.iterations if cfg.train.mode == "sir" else len(regs)
+    res = solve_batched(solver, parts.parameter_model, val.inputs, iterations, cfg.solver.tol,
+                        cfg.solver.batch_size, amp=cfg.train.amp)
+    metrics = parts.problem.metrics(res.theta, val)
+    return {f"val_{k}": v for k, v in metrics.items()}
+
+
+def _check_resumable(saved: Config, new: Config, run: Path) -> None:
+    """A resumed run may change its length (steps, minutes) and logging, nothing that alters the math."""
+    free = {"steps", "minutes", "log_every", "val_every", "checkpoint_every", "device", "num_threads"}
+    a, b = saved.to_dict(), new.to_dict()
+    for section in ("problem", "parameter_model", "sampler", "features", "regressor", "train"):
+        for key in sorted(set(a[section]) | set(b[section])):
+            if section == "train" and key in free:
+                continue
+            if a[section].get(key) != b[section].get(key):
+                raise ConfigError(
+                    f"{run}: cannot resume: {section}.{key} was {a[section].get(key)!r} "
+                    f"in the saved run, now {b[section].get(key)!r}"
+                )
