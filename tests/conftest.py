@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Timing deadlines would make property tests flaky on a loaded 2-core CI machine;
+# speed is measured in benchmarks/, never in tests.
+settings.register_profile("selfiter", deadline=None, max_examples=50)
+settings.load_profile("selfiter")
 
 REPO = Path(__file__).resolve().parents[1]
 #: the real 300-W copy beside the checkout (CI always has it); SELFITER_300W overrides

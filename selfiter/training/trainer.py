@@ -89,7 +89,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         parts.extractor.feature_shape(tuple(data.inputs.shape[1:]), parts.parameter_model.theta_dim)
     )
     n_stages = 1 if t.mode == "sir" else t.stages
-    regs = [parts.make_regressor(feature_shape).to(device) for _ in range(n_stages)]
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
+        torch.manual_seed(t.seed)
+        regs = [parts.make_regressor(feature_shape).to(device) for _ in range(n_stages)]
     start_stage, start_step, elapsed = 0, 0, 0.0
     if state is not None:
         for r, sd in zip(regs, state["regressors"]):

@@ -1,0 +1,123 @@
+"""The trainer on the toy problem: learning, resume, cascade, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import selfiter
+from selfiter.checkpoint import load_checkpoint
+from selfiter.config import config_from_dict
+from selfiter.errors import CheckpointError, ConfigError
+from selfiter.evaluation import score
+from selfiter.training import train, trainer
+from tests.core.toy_plugin import toy_config
+
+
+def test_sir_training_learns_and_the_checkpoint_rebuilds_the_solver(tmp_path):
+    cfg = config_from_dict(toy_config(val_split="test", val_every=100))
+    ckpt = train(cfg, tmp_path / "run", progress=False)
+    model = selfiter.load(ckpt)
+    data = model.problem.load("test")
+    ev = score(model.problem, data, model.solve(data.inputs, iterations=3), "test")
+    start, final = ev.per_iteration[0]["err"], ev.per_iteration[-1]["err"]
+    assert final < 0.05 * start
+    # iterating the same regressor keeps improving (or holds) on this contractive problem
+    errs = [m["err"] for m in ev.per_iteration]
+    assert errs[2] <= errs[1] <= errs[0]
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [50, 100, 150, 200]
+    assert records[-1]["final"] and "val_err" in records[-1]
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    cfg = config_from_dict(toy_config(steps=200, checkpoint_every=50))
+    full = train(cfg, tmp_path / "full", progress=False)
+
+    real_step = trainer._train_step
+
+    def dying_step(parts, data, regs, stage, step, *a, **k):
+        if step == 130:
+            raise KeyboardInterrupt
+        return real_step(parts, data, regs, stage, step, *a, **k)
+
+    monkeypatch.setattr(trainer, "_train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(trainer, "_train_step", real_step)
+    assert torch.load(tmp_path / "cut" / "trainer_state.pt", weights_only=False)["step"] == 100
+    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [50, 100, 150, 200]
+
+
+def test_a_run_folder_is_never_overwritten_and_resume_checks_the_config(tmp_path):
+    cfg = config_from_dict(toy_config(steps=50))
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
+        train(cfg, tmp_path / "run", progress=False)
+    changed = config_from_dict(toy_config(steps=50, lr=0.5))
+    with pytest.raises(ConfigError, match="cannot resume: train.lr was 0.01 in the saved run, now 0.5"):
+        train(changed, tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(cfg, tmp_path / "empty", resume=True, progress=False)
+
+
+def test_cascade_trains_one_regressor_per_stage(tmp_path):
+    cfg = config_from_dict(toy_config(mode="cascade", stages=3, steps=100))
+    ckpt = train(cfg, tmp_path / "cr", progress=False)
+    data = load_checkpoint(ckpt)
+    assert data.mode == "cascade" and len(data.regressors) == 3
+    model = selfiter.load(ckpt)
+    assert model.max_iterations == 3
+    test = model.problem.load("test")
+    res = model.solve(test.inputs, iterations=3)
+    errs = [model.problem.metrics(res.trajectory[k], test)["err"] for k in range(4)]
+    assert errs[3] < 0.1 * errs[0]
+    with pytest.raises(ValueError, match="a cascade runs at most one iteration per stage"):
+        model.solve(test.inputs, iterations=4)
+
+
+def test_time_budget_stops_training(tmp_path):
+    cfg = config_from_dict(toy_config(steps=10**9, minutes=0.02, log_every=10**8))
+    ckpt = train(cfg, tmp_path / "t", progress=False)
+    assert 0 < load_checkpoint(ckpt).step < 10**9
+
+
+def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.safetensors: not a readable safetensors checkpoint"):
+        selfiter.load(bad)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="foreign.safetensors: not a selfiter checkpoint"):
+        selfiter.load(tmp_path / "foreign.safetensors")
+    with pytest.raises(CheckpointError, match="neither a checkpoint file nor a pretrained model name"):
+        selfiter.load(tmp_path / "missing.safetensors")
+
+
+def test_half_precision_checkpoint_loads_as_float32(tmp_path):
+    from selfiter.checkpoint import save_checkpoint
+
+    cfg = config_from_dict(toy_config(steps=20))
+    data = load_checkpoint(train(cfg, tmp_path / "r", progress=False))
+    save_checkpoint(tmp_path / "half.safetensors", data, half=True)
+    raw = load_file(str(tmp_path / "half.safetensors"))
+    assert all(v.dtype == torch.float16 for k, v in raw.items() if k.startswith("regressor."))
+    back = load_checkpoint(tmp_path / "half.safetensors")
+    for k, v in data.regressors[0].items():
+        torch.testing.assert_close(back.regressors[0][k], v, atol=2e-3, rtol=2e-3)
