@@ -24,6 +24,7 @@ from selfiter.errors import CheckpointError, ConfigError
 from selfiter.evaluation import solve_batched
 from selfiter.interfaces import ProblemData, Regressor
 from selfiter.solver import CascadeSolver, IterativeSolver, SIRSolver
+from selfiter.training import distributed
 from selfiter.training.log import MetricsLog
 from selfiter.training.losses import make_loss
 from selfiter.training.optim import lr_factor, make_optimizer
@@ -70,13 +71,22 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         raise ConfigError(
             f"{run}: already holds a training run; pass --resume to continue it or choose another -o"
         )
-    run.mkdir(parents=True, exist_ok=True)
-    write_text(run / "config.yaml", cfg.to_yaml())
-
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
-    device = resolve_device(t.device)
+    world, device = distributed.setup(resolve_device(t.device))
+    try:
+        return _train(cfg, run, state, world, device, progress)
+    finally:
+        distributed.teardown(world)
+
+
+def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
+           device: torch.device, progress: bool) -> Path:
+    t = cfg.train
+    if world.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_text(run / "config.yaml", cfg.to_yaml())
     parts = build_components(cfg)
     train_data = parts.problem.load(t.split)
     if state is not None:
@@ -84,7 +94,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     else:
         parts.parameter_model.fit_data(train_data.theta_gt)
     data = train_data.to(device)
-    val = _validation_data(parts, cfg, device)
+    val = _validation_data(parts, cfg, device) if world.is_main else None
     feature_shape = tuple(
         parts.extractor.feature_shape(tuple(data.inputs.shape[1:]), parts.parameter_model.theta_dim)
     )
@@ -97,47 +107,52 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         for r, sd in zip(regs, state["regressors"]):
             r.load_state_dict(sd)
         start_stage, start_step, elapsed = state["stage"], state["step"], state["elapsed"]
-    log = MetricsLog(run, resume_at=(start_stage, start_step) if state is not None else None)
+    log = MetricsLog(run, resume_at=(start_stage, start_step) if state is not None else None) \
+        if world.is_main else None
     loss_fn = make_loss(t.loss, t.loss_scale)
     budget = t.minutes * 60.0 / n_stages if t.minutes is not None else None
+    seed = t.seed + 7919 * world.rank  # each rank its own draws
 
     def save(stage: int, step: int, opt: torch.optim.Optimizer, spent: float) -> None:
-        with atomic_path(state_path) as tmp:
-            torch.save({
-                "config": cfg.to_yaml(), "stage": stage, "step": step, "elapsed": spent,
-                "regressors": [r.state_dict() for r in regs],
-                "optimizer": opt.state_dict(),
-                "parameter_model": parts.parameter_model.state_dict(),
-            }, tmp)
-        save_checkpoint(run / CHECKPOINT_FILE, CheckpointData(
-            cfg.to_yaml(), t.mode, step, feature_shape, [r.state_dict() for r in regs],
-            parts.parameter_model.state_dict()))
+        if world.is_main:
+            with atomic_path(run / STATE_FILE) as tmp:
+                torch.save({
+                    "config": cfg.to_yaml(), "stage": stage, "step": step, "elapsed": spent,
+                    "regressors": [r.state_dict() for r in regs],
+                    "optimizer": opt.state_dict(),
+                    "parameter_model": parts.parameter_model.state_dict(),
+                }, tmp)
+            save_checkpoint(run / CHECKPOINT_FILE, CheckpointData(
+                cfg.to_yaml(), t.mode, step, feature_shape, [r.state_dict() for r in regs],
+                parts.parameter_model.state_dict()))
+        world.barrier()
 
     for stage in range(start_stage, n_stages):
         reg = regs[stage]
         reg.train()
+        net = world.wrap(reg, device)
         opt = make_optimizer(reg.parameters(), t)
         first = start_step if stage == start_stage else 0
         if state is not None and stage == start_stage:
             opt.load_state_dict(state["optimizer"])
         stage_elapsed = elapsed if stage == start_stage else 0.0
-        bar = tqdm(total=t.steps, initial=first, disable=not progress, dynamic_ncols=True,
-                   desc=f"train{'' if n_stages == 1 else f' stage {stage + 1}/{n_stages}'}",
-                   unit="step")
+        bar = tqdm(total=t.steps, initial=first, disable=not (progress and world.is_main),
+                   dynamic_ncols=True, unit="step",
+                   desc=f"train{'' if n_stages == 1 else f' stage {stage + 1}/{n_stages}'}")
         step, t0, window_t, window_n = first, time.perf_counter(), time.perf_counter(), 0
-        spent = stage_elapsed
         while step < t.steps:
             spent = stage_elapsed + time.perf_counter() - t0
-            if budget is not None and spent >= budget:
+            if budget is not None and world.any(spent >= budget, device):
                 break
             progress_frac = max(step / t.steps, spent / budget if budget else 0.0)
             for group in opt.param_groups:
                 group["lr"] = t.lr * lr_factor(t, progress_frac, step)
-            loss = _train_step(parts, data, regs, stage, step, device, loss_fn, opt, cfg)
+            loss = _train_step(parts, data, regs[:stage], net, step, stage, seed, device, loss_fn,
+                               opt, cfg)
             step += 1
-            window_n += t.batch_size
+            window_n += t.batch_size * world.size
             bar.update(1)
-            if step % t.log_every == 0 or step == t.steps:
+            if log is not None and (step % t.log_every == 0 or step == t.steps):
                 now = time.perf_counter()
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
@@ -155,19 +170,21 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
         if stage + 1 < n_stages:
             save(stage + 1, 0, make_optimizer(regs[stage + 1].parameters(), t), 0.0)
         else:
-            if val is not None:
+            if val is not None and log is not None:
                 log.write({"stage": stage, "step": step, "final": True,
                            **_validate(parts, cfg, regs, val)})
             save(stage, step, opt, spent)
-    log.close()
+    if log is not None:
+        log.close()
     return run / CHECKPOINT_FILE
 
 
-def _train_step(parts: Components, data: ProblemData, regs: list[Regressor], stage: int,
-                step: int, device: torch.device, loss_fn, opt: torch.optim.Optimizer,
-                cfg: Config) -> float:
+def _train_step(parts: Components, data: ProblemData, frozen: list[Regressor], net: torch.nn.Module,
+                step: int, stage: int, seed: int, device: torch.device, loss_fn,
+                opt: torch.optim.Optimizer, cfg: Config) -> float:
+    """One step of Eq. 6 on a fresh batch; ``frozen`` are the earlier cascade stages."""
     t = cfg.train
-    g = step_generator(t.seed, stage, step, device)
+    g = step_generator(seed, stage, step, device)
     idx = torch.randint(len(data), (t.batch_size,), generator=g, device=device)  # (B,)
     inputs, theta_gt = parts.problem.augment(data.inputs[idx], data.theta_gt[idx], g)
     model = parts.parameter_model
@@ -175,16 +192,16 @@ def _train_step(parts: Components, data: ProblemData, regs: list[Regressor], sta
         s = parts.sampler.sample(model, model.fit(theta_gt), g)  # (B, P)
         theta = model.theta(s)  # (B, D)
         with _autocast(device, t.amp):
-            for prev in regs[:stage]:  # cascade: train stage k on the states stages < k produce
+            for prev in frozen:  # cascade: train stage k on the states stages < k produce
                 theta = theta + prev(parts.extractor.features(inputs, theta)).float()
     target = theta_gt - theta  # (B, D), Algorithm 1 line 7
     with _autocast(device, t.amp):
-        pred = regs[stage](parts.extractor.features(inputs, theta))
+        pred = net(parts.extractor.features(inputs, theta))
     loss = loss_fn(pred.float(), target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if t.grad_clip:
-        torch.nn.utils.clip_grad_norm_(regs[stage].parameters(), t.grad_clip)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
     opt.step()
     return float(loss.detach())
 
