@@ -46,26 +46,37 @@ class TrainConfig:
     steps: int = 1000
     #: wall-clock budget in minutes; training stops at whichever of steps/minutes comes first
     minutes: float | None = None
+    #: samples per optimizer step (per process under torchrun)
     batch_size: int = 64
+    #: ``adadelta`` with lr 0.1 and weight decay 1e-4 is the paper's setting
     optimizer: Literal["adadelta", "adamw", "adam", "sgd"] = "adadelta"
+    #: base learning rate
     lr: float = 0.1
+    #: L2 penalty (decoupled for AdamW)
     weight_decay: float = 1e-4
+    #: ``cosine`` decays to 0 over the run (steps, or minutes when that budget ends first)
     schedule: Literal["constant", "cosine"] = "constant"
+    #: linear warm-up of the learning rate over this many steps
     warmup_steps: int = 0
     #: loss on ``(R(x) - delta_theta*) / loss_scale``; ``l2`` is Eq. 6
     loss: Literal["l2", "l1", "smooth_l1", "wing"] = "l2"
+    #: the unit the loss measures errors in (e.g. pixels per unit)
     loss_scale: float = 1.0
+    #: clip the gradient norm to this value (None: no clipping)
     grad_clip: float | None = None
     #: bf16 autocast on CUDA (ignored on CPU)
     amp: bool = True
     #: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
     device: str = "auto"
+    #: seeds the initial weights and every step's draws
     seed: int = 0
     #: cascade mode: number of regressors
     stages: int = 4
+    #: write a metrics record every N steps
     log_every: int = 50
     #: validate every N steps on ``val_split`` (0: only at the end)
     val_every: int = 0
+    #: split to validate on (None: no validation)
     val_split: str | None = None
     #: at most this many validation samples (None: all)
     val_max: int | None = 256
@@ -79,14 +90,19 @@ class TrainConfig:
 class SolverConfig:
     """How a trained solver is applied (Algorithm 2)."""
 
+    #: K, the number of times the regressor is applied
     iterations: int = 4
     #: stop a sample once its step's RMS is below ``tol`` (0: always run all iterations)
     tol: float = 0.0
+    #: samples solved at once
     batch_size: int = 256
 
 
 @dataclass
 class EvaluateConfig:
+    """What ``selfiter evaluate`` scores by default."""
+
+    #: the problem's split to score
     split: str = "test"
     #: a checkpoint path or the name of a registered pretrained model
     checkpoint: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from selfiter.cli.common import add_config_args, config_from_args
@@ -23,5 +24,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     ckpt = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-    print(f"checkpoint: {ckpt}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports for all
+        print(f"checkpoint: {ckpt}")
     return 0
