@@ -20,7 +20,8 @@ import selfiter
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "examples" / "curve_fit.yaml"
 SHORT = ["train.steps=240", "train.checkpoint_every=40", "train.log_every=40", "train.val_every=0",
-         "train.batch_size=64", "problem.params.n_train=2000", "train.warmup_steps=0"]
+         "train.batch_size=64", "problem.params.n_train=2000", "train.warmup_steps=0",
+         "train.val_split=null"]
 
 
 def _cmd(run: Path, *extra: str) -> list[str]:
