@@ -1,3 +1,50 @@
-"""Hook implementations of the face_landmarks plugin."""
+"""Hook implementations of the face_landmarks plugin.
 
-from selfiter.hookspecs import hookimpl  # noqa: F401
+Components are imported inside the hooks: importing the plugin stays cheap,
+and a missing optional part fails only when it is asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfiter.hookspecs import hookimpl
+
+#: the pretrained 300-W solver, present only in builds that ship it
+PRETRAINED = Path(__file__).resolve().parent / "models" / "face300w.safetensors"
+
+
+@hookimpl
+def register_problems(register):
+    from face_landmarks.problem import Face300W
+
+    register("face300w", Face300W)
+
+
+@hookimpl
+def register_parameter_models(register):
+    from face_landmarks.shape_model import PcaSimilarityModel
+
+    register("pca_similarity", PcaSimilarityModel)
+
+
+@hookimpl
+def register_feature_extractors(register):
+    from face_landmarks.patches import PatchExtractor
+
+    register("patches", PatchExtractor)
+
+
+@hookimpl
+def register_regressors(register):
+    from face_landmarks.networks.lan import LandmarksAttentionNetwork
+    from face_landmarks.networks.stack import StackNetwork
+
+    register("lan", LandmarksAttentionNetwork)
+    register("lan_stack", StackNetwork)
+
+
+@hookimpl
+def register_models(register):
+    if PRETRAINED.is_file():
+        register("face300w", PRETRAINED)
