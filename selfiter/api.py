@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -41,6 +42,11 @@ class TrainedSolver:
     def initial_theta(self, n: int) -> torch.Tensor:
         """The start of every solve: theta of the mean state, ``(n, D)`` on the solver's device."""
         return initial_theta(self.parameter_model, n, self.device)
+
+    def predict(self, raw: Any, **options: Any) -> Any:
+        """The problem's own prediction on raw input (for faces: photos -> landmarks);
+        see the problem's ``predict``."""
+        return self.problem.predict(self, raw, **options)
 
     def solve(self, inputs: torch.Tensor, theta0: torch.Tensor | None = None,
               iterations: int | None = None, tol: float | None = None,

@@ -8,6 +8,7 @@ Every error names the file, the key path and what was expected, e.g.::
 from __future__ import annotations
 
 import copy
+import os
 import dataclasses
 import inspect
 import types
@@ -356,7 +357,7 @@ def _check_params(
             p = Path(value).expanduser()
             if not p.is_absolute():
                 p = (Path.cwd() if key in overridden else base) / p
-            value = str(p)
+            value = os.path.normpath(p)
         out[name] = value
     missing = [
         n for n, p in accepted.items() if p.default is inspect.Parameter.empty and n not in out

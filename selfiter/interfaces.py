@@ -196,6 +196,13 @@ class Problem(ABC):
         """Scores of predictions ``theta: (N, D)`` against ``data``. The first
         key is the headline metric (lower is better) shown in progress bars."""
 
+    def predict(self, solver: Any, raw: Any, **options: Any) -> Any:
+        """Apply a trained solver (a :class:`selfiter.api.TrainedSolver`) to raw,
+        unprepared input (a photo, a recorded curve) and return plain results.
+
+        This is what ``TrainedSolver.predict`` calls. Default: not supported."""
+        raise NotImplementedError(f"problem {type(self).__name__} does not predict on raw input")
+
     def report(self, trajectory: torch.Tensor, data: ProblemData, out_dir: str) -> list[str]:
         """Write plots for a solve (``trajectory: (K+1, N, D)``) into ``out_dir``;
         return the paths written. Default: none."""

@@ -7,6 +7,7 @@ import argparse
 from selfiter import plugins
 from selfiter.cli.common import add_config_args, config_from_args
 from selfiter.config import COMPONENT_KINDS
+from selfiter.errors import DataError
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input_shape:
         input_shape = tuple(int(x) for x in args.input_shape.split(","))
     else:
-        input_shape = tuple(parts.problem.load(cfg.train.split).inputs.shape[1:])
+        input_shape = _one_sample_shape(parts.problem, [cfg.train.split, cfg.evaluate.split])
     d = parts.parameter_model.theta_dim
     feature_shape = parts.extractor.feature_shape(input_shape, d)
     reg = parts.make_regressor(feature_shape)
@@ -42,3 +43,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"  regressor params {n:,}" + ("" if stages == 1 else f" x {stages} = {n * stages:,}"))
     print(f"  model memory     {n * stages * 4 / 2**20:.1f} MiB (float32)")
     return 0
+
+
+def _one_sample_shape(problem, splits: list[str]) -> tuple[int, ...]:
+    """The input shape of one sample of the first split that loads."""
+    for split in splits[:-1]:
+        try:
+            return tuple(problem.load(split).inputs.shape[1:])
+        except DataError:  # e.g. a data root holding only test faces
+            continue
+    return tuple(problem.load(splits[-1]).inputs.shape[1:])
