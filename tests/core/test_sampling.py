@@ -1,0 +1,73 @@
+"""The Gaussian-union sampler draws from its stated distribution (Eq. 4)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from selfiter.parameter_models import IdentityModel
+from selfiter.sampling import GaussianUnionSampler
+
+
+def model_with(mean, std):
+    m = IdentityModel(names=[f"d{i}" for i in range(len(mean))])
+    m.load_state_dict({"mean": torch.tensor(mean, dtype=torch.float64),
+                       "std": torch.tensor(std, dtype=torch.float64)})
+    return m
+
+
+@given(st.floats(0.05, 2.0), st.floats(0.05, 2.0), st.floats(0.0, 1.0), st.integers(0, 10_000))
+def test_draws_follow_the_union_of_two_gaussians(sigma, sigma_mean, p_mean, seed):
+    n = 20_000
+    mean, std = [0.0, 10.0], [1.0, 3.0]
+    model = model_with(mean, std)
+    s_gt = torch.tensor([[50.0, -40.0]], dtype=torch.float64).expand(n, 2)
+    draws = GaussianUnionSampler(sigma=sigma, sigma_mean=sigma_mean, p_mean=p_mean).sample(
+        model, s_gt, torch.Generator().manual_seed(seed))
+    # the two centres are > 25 std apart, so each draw's centre is unambiguous
+    near_mean = (draws[:, 0] - 0.0).abs() < (draws[:, 0] - 50.0).abs()
+    frac = near_mean.double().mean().item()
+    assert abs(frac - p_mean) < 4 * (p_mean * (1 - p_mean) / n) ** 0.5 + 1e-9
+    for centre, sig, sel in ((torch.tensor(mean), sigma_mean, near_mean), (s_gt[0], sigma, ~near_mean)):
+        if sel.sum() < 500:
+            continue
+        x = (draws[sel] - centre) / (sig * torch.tensor(std, dtype=torch.float64))
+        k = sel.sum().item()
+        assert x.mean(0).abs().max() < 5 / k ** 0.5
+        assert (x.std(0) - 1).abs().max() < 0.1
+
+
+def test_per_part_sigmas_and_per_dimension_mixing():
+    model = model_with([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    model.s_names = ("alpha_1", "alpha_2", "beta")
+    s = GaussianUnionSampler(sigma=0.2, sigmas={"alpha": 1.0, "beta": 0.0}, p_mean=0.0)
+    draws = s.sample(model, torch.zeros(10_000, 3, dtype=torch.float64), torch.Generator().manual_seed(0))
+    assert abs(draws[:, 0].std().item() - 1.0) < 0.05
+    assert draws[:, 2].abs().max() == 0
+    per_dim = GaussianUnionSampler(sigma=0.0, sigma_mean=0.0, p_mean=0.5, per="dimension")
+    gt = torch.ones(10_000, 3, dtype=torch.float64)
+    d = per_dim.sample(model, gt, torch.Generator().manual_seed(1))
+    mixed = ((d == 0).any(1) & (d == 1).any(1)).double().mean().item()
+    assert abs(mixed - 0.75) < 0.03  # 1 - P(all mean) - P(all gt) = 1 - 2/8
+
+
+def test_same_seed_same_draws_and_bad_values():
+    model = model_with([0.0], [1.0])
+    gt = torch.zeros(5, 1, dtype=torch.float64)
+    s = GaussianUnionSampler()
+    a = s.sample(model, gt, torch.Generator().manual_seed(3))
+    b = s.sample(model, gt, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="p_mean must be in"):
+        GaussianUnionSampler(p_mean=1.5)
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        GaussianUnionSampler(sigma=-1)
+
+
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=6))
+def test_identity_model_round_trip(values):
+    m = IdentityModel(names=[f"d{i}" for i in range(len(values))])
+    s = torch.tensor([values], dtype=torch.float64)
+    torch.testing.assert_close(m.fit(m.theta(s)), s)
