@@ -25,6 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from selfiter.api import load
+    from selfiter.build import build_problem
     from selfiter.evaluation import score
 
     extra = [f"problem.params.data_root={args.data_root}"] if args.data_root else []
@@ -35,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
     if not ckpt:
         raise ConfigError(f"{args.config}: evaluate.checkpoint is not set and no --checkpoint given")
     split = args.split or cfg.evaluate.split
+    problem = build_problem(cfg)
+    data = problem.load(split)  # a missing split is reported before any weights are read
     model = load(ckpt, device=args.device, config=cfg)
+    model.problem = problem
     if model.max_iterations is not None and cfg.solver.iterations > model.max_iterations:
         raise ConfigError(f"solver.iterations={cfg.solver.iterations}: a cascade of "
                           f"{model.max_iterations} stages runs at most {model.max_iterations}")
-    data = model.problem.load(split)
     result = model.solve(data.inputs, progress=True)
     ev = score(model.problem, data.to(model.device), result, split)
     print(format_table(ev.per_iteration, split, ev.n))

@@ -1,0 +1,150 @@
+"""Training and inference throughput of a selfiter config on one device.
+
+Prints a Markdown table: per batch size, training samples/s (sampling, patch
+extraction, forward and backward included), inference faces/s for K solver
+iterations, latency, peak memory, and FLOPs per sample with the share of the
+device's peak when ``--peak-tflops`` is given.
+
+    python benchmarks/throughput.py examples/face300w.yaml --device cpu \
+        --train-batch 16 --infer-batch 1 32 --set problem.params.data_root=../shared/data/300w
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from selfiter.build import build_components, resolve_device
+from selfiter.config import load_config
+from selfiter.evaluation import initial_theta
+from selfiter.training.losses import make_loss
+from selfiter.training.trainer import _autocast, make_solver
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, warmup: int, repeat: int) -> float:
+    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config")
+    ap.add_argument("--set", dest="overrides", nargs="*", default=[])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--train-batch", type=int, nargs="*", default=[64])
+    ap.add_argument("--infer-batch", type=int, nargs="*", default=[1, 32])
+    ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the device's peak TFLOP/s for the share-of-peak column")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.overrides)
+    device = resolve_device(args.device)
+    parts = build_components(cfg)
+    data = parts.problem.load(cfg.evaluate.split)
+    parts.parameter_model.fit_data(data.theta_gt)  # statistics only; any split serves for timing
+    data = data.to(device)
+    model = parts.parameter_model
+    d = model.theta_dim
+    fshape = parts.extractor.feature_shape(tuple(data.inputs.shape[1:]), d)
+    reg = parts.make_regressor(fshape).to(device)
+    k = args.iterations or cfg.solver.iterations
+    loss_fn = make_loss(cfg.train.loss, cfg.train.loss_scale)
+    opt = torch.optim.AdamW(reg.parameters(), lr=1e-4)
+    amp = cfg.train.amp
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'cpu'}"
+          f" | torch {torch.__version__} | threads {torch.get_num_threads()} | python {platform.python_version()}")
+    print(f"command: python {' '.join(sys.argv)}\n")
+
+    def batch(b: int):
+        idx = torch.arange(b, device=device) % len(data)
+        return data.inputs[idx], data.theta_gt[idx]
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        x, _ = batch(1)
+        reg(parts.extractor.features(x, initial_theta(model, 1, device)))
+    flops_fwd = fc.get_total_flops()  # per sample, one regressor application
+
+    rows = []
+    for b in args.train_batch:
+        x, gt = batch(b)
+        g = torch.Generator(device=device).manual_seed(0)
+
+        def step():
+            inputs, theta_gt = parts.problem.augment(x, gt, g)
+            with torch.no_grad():
+                theta = model.theta(parts.sampler.sample(model, model.fit(theta_gt), g))
+            with _autocast(device, amp):
+                pred = reg(parts.extractor.features(inputs, theta))
+            loss = loss_fn(pred.float(), theta_gt - theta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sec = timed(step, device, warmup=2, repeat=args.repeat)
+        tf = 3 * flops_fwd * b / sec / 1e12
+        rows.append(("train", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
+    reg.eval()
+    solver = make_solver("sir", parts.extractor, [reg])
+    for b in args.infer_batch:
+        x, _ = batch(b)
+        theta0 = initial_theta(model, b, device)
+
+        def infer():
+            with _autocast(device, amp):
+                solver.solve(x, theta0, k)
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sec = timed(infer, device, warmup=2, repeat=args.repeat)
+        tf = k * flops_fwd * b / sec / 1e12
+        rows.append((f"infer K={k}", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
+
+    print(f"FLOPs per sample per regressor application: {flops_fwd / 1e9:.3f} GFLOP "
+          f"(training counted as 3x forward)\n")
+    head = "| mode | batch | samples/s | latency ms | peak memory MB | TFLOP/s |"
+    if args.peak_tflops:
+        head += " % of peak |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for mode, b, rate, ms, mem, tf in rows:
+        line = f"| {mode} | {b} | {rate:,.1f} | {ms:,.1f} | {mem:,.0f} | {tf:.3f} |"
+        if args.peak_tflops:
+            line += f" {100 * tf / args.peak_tflops:.2f} |"
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
