@@ -76,6 +76,12 @@ class ParameterModel(ABC):
         For a ``theta`` in the model's range, ``theta(fit(theta)) == theta``; for
         any ``s``, ``fit(theta(s)) == s`` up to the model's symmetries."""
 
+    def difference(self, theta_to: torch.Tensor, theta_from: torch.Tensor) -> torch.Tensor:
+        """The increment taking ``theta_from`` to ``theta_to``, both ``(B, D)``: the
+        regression target (Algorithm 1, line 7). Default ``theta_to - theta_from``;
+        a model with periodic dimensions (angles) returns the shortest way round."""
+        return theta_to - theta_from
+
     @abstractmethod
     def s_mean(self) -> torch.Tensor:
         """The mean state S0 over the training data: ``(P,)``."""

@@ -7,7 +7,7 @@ import sys
 import traceback
 
 from selfiter import __version__
-from selfiter.cli import describe, evaluate, plugins_cmd, train
+from selfiter.cli import describe, evaluate, export, plugins_cmd, train
 from selfiter.errors import SelfiterError
 
 BUILTIN = {
@@ -15,6 +15,7 @@ BUILTIN = {
     "evaluate": (evaluate, "score a trained solver on a split, per iteration"),
     "describe": (describe, "show the resolved components and the regressor's size"),
     "plugins": (plugins_cmd, "list plugins and the components they register"),
+    "export": (export, "write a trained solver or its regressor as one ONNX or TorchScript graph"),
 }
 
 

@@ -194,7 +194,7 @@ def _train_step(parts: Components, data: ProblemData, frozen: list[Regressor], n
         with _autocast(device, t.amp):
             for prev in frozen:  # cascade: train stage k on the states stages < k produce
                 theta = theta + prev(parts.extractor.features(inputs, theta)).float()
-    target = theta_gt - theta  # (B, D), Algorithm 1 line 7
+    target = model.difference(theta_gt, theta)  # (B, D), Algorithm 1 line 7
     with _autocast(device, t.amp):
         pred = net(parts.extractor.features(inputs, theta))
     loss = loss_fn(pred.float(), target)

@@ -71,3 +71,18 @@ def test_identity_model_round_trip(values):
     m = IdentityModel(names=[f"d{i}" for i in range(len(values))])
     s = torch.tensor([values], dtype=torch.float64)
     torch.testing.assert_close(m.fit(m.theta(s)), s)
+
+
+@given(st.floats(-50, 50), st.floats(-50, 50))
+def test_periodic_difference_is_the_shortest_way_round(a, b):
+    m = IdentityModel(names=["x", "phase"], periods=[None, 2 * torch.pi])
+    to = torch.tensor([[a, a]], dtype=torch.float64)
+    frm = torch.tensor([[b, b]], dtype=torch.float64)
+    d = m.difference(to, frm)
+    assert d[0, 0] == a - b
+    assert -torch.pi - 1e-9 <= d[0, 1] < torch.pi + 1e-9
+    # the wrapped step lands on an angle equivalent to the target
+    k = (frm[0, 1] + d[0, 1] - to[0, 1]) / (2 * torch.pi)
+    assert abs(k - torch.round(k)) < 1e-9
+    with pytest.raises(ValueError, match="periods has 1 entries but names has 2"):
+        IdentityModel(names=["x", "y"], periods=[None])
