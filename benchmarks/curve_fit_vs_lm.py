@@ -13,11 +13,20 @@ from the same starting points:
   Jacobian, default tolerances), one problem at a time.
 
 A solve succeeds when its final normalised parameter error (phase modulo
-2 pi) is below :data:`curve_fit.problem.SUCCESS_THRESHOLD`; a non-finite
-result is a failure. Time per problem is wall time over the whole batch
-divided by its size, on ONE CPU thread for every method.
+2 pi, each parameter's error divided by the width of the problem's box) is
+below :data:`curve_fit.problem.SUCCESS_THRESHOLD`; a non-finite result is a
+failure. Time per problem is wall time over the whole batch divided by its
+size, on ONE CPU thread for every method.
+
+Without ``--checkpoint`` the config (``--config``, default
+``examples/curve_fit.yaml``) is trained first and the training time is
+reported. ``--out`` writes this config's results into a Markdown file as one
+section between ``<!-- benchmark: NAME -->`` markers: a rerun replaces that
+section only, so one file holds the results of several configs and the prose
+around them.
 
     python benchmarks/curve_fit_vs_lm.py --out docs/results/curve_fit.md
+    python benchmarks/curve_fit_vs_lm.py --config examples/curve_fit_wide.yaml --out docs/results/curve_fit.md
     python benchmarks/curve_fit_vs_lm.py --checkpoint runs/curve_fit --n 200
 """
 
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -40,7 +50,7 @@ import torch
 from scipy.optimize import least_squares
 
 from curve_fit.problem import SUCCESS_THRESHOLD
-from curve_fit.signal import normalised_error, residual_fn
+from curve_fit.signal import NAMES, UNITS, residual_fn
 from selfiter.api import TrainedSolver, load
 from selfiter.config import load_config
 from selfiter.solver import GaussNewtonSolver
@@ -97,8 +107,8 @@ def timed(fn: Callable[[], torch.Tensor], n: int) -> tuple[torch.Tensor, float]:
     return theta, (time.perf_counter() - t0) * 1e3 / n
 
 
-def outcome(theta: torch.Tensor, theta_gt: torch.Tensor, ms: float) -> Outcome:
-    err = normalised_error(theta, theta_gt)  # (N,)
+def outcome(model: TrainedSolver, theta: torch.Tensor, theta_gt: torch.Tensor, ms: float) -> Outcome:
+    err = model.problem.normalised_error(theta, theta_gt)  # (N,)
     err = torch.where(torch.isfinite(err), err, torch.full_like(err, float("inf")))
     return Outcome(float((err < SUCCESS_THRESHOLD).float().mean() * 100), float(err.median()), ms)
 
@@ -131,14 +141,14 @@ def run_all(model: TrainedSolver, n: int, distances: list[float], iterations: in
     for label, theta0 in starts(model, gt, distances, seed).items():
         row: dict[str, Outcome] = {}
         sir, ms = timed(lambda: model.solve(y, theta0, iterations=iterations, tol=0.0).theta, m)
-        row["SIR"] = outcome(sir, gt, ms)
+        row["SIR"] = outcome(model, sir, gt, ms)
         polished, ms_p = timed(lambda: gn.solve(y, sir, polish).theta, m)
-        row[f"SIR + {polish} GN"] = outcome(polished, gt, ms + ms_p)
+        row[f"SIR + {polish} GN"] = outcome(model, polished, gt, ms + ms_p)
         theta, ms = timed(lambda: gn.solve(y, theta0, gn_iterations).theta, m)
-        row[f"GN x{gn_iterations}"] = outcome(theta, gt, ms)
+        row[f"GN x{gn_iterations}"] = outcome(model, theta, gt, ms)
         for method in ("lm", "trf"):
             theta, ms = timed(lambda: scipy_fit(method, t, y, theta0), m)
-            row[f"scipy {method}"] = outcome(theta, gt, ms)
+            row[f"scipy {method}"] = outcome(model, theta, gt, ms)
         table[label] = row
         print(f"  {label}: " + ", ".join(f"{k} {v.success:.1f}%" for k, v in row.items()),
               file=sys.stderr, flush=True)
@@ -189,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gn-iterations", type=int, default=50, help="GN steps from the start")
     p.add_argument("--gn-damping", type=float, default=1e-3, help="GN's Levenberg damping")
     p.add_argument("--seed", type=int, default=0, help="seed of the start points")
-    p.add_argument("--out", help="also write the tables as Markdown to this file")
+    p.add_argument("--out", help="also write the results as Markdown into this file (see above)")
+    p.add_argument("--name", help="the section's name in --out (default: the config file's name, "
+                                  "or the checkpoint's when --checkpoint is given)")
     args = p.parse_args(argv)
     # One thread for every method, so that time per problem compares like with like
     # and the benchmark leaves the other cores of a shared machine alone.
@@ -198,13 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     train_note = ""
     if args.checkpoint:
         ckpt = args.checkpoint
+        name = args.name or Path(args.checkpoint).name
     else:
         cfg = load_config(args.config)
+        name = args.name or Path(args.config).name
         run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="curve_fit_"))
         t0 = time.perf_counter()
         ckpt = train(cfg, run_dir, progress=False)
         train_note = (f"Training `{Path(args.config).name}` ({cfg.train.steps} steps of batch "
-                      f"{cfg.train.batch_size}) took {time.perf_counter() - t0:.0f} s on this machine.\n")
+                      f"{cfg.train.batch_size}, {cfg.train.num_threads or 'default'} thread(s)) "
+                      f"took {time.perf_counter() - t0:.0f} s on this machine.\n")
         print(train_note, file=sys.stderr)
     model = load(ckpt)
     iterations = args.iterations or model.config.solver.iterations
@@ -217,25 +232,52 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(shlex.quote(a) for a in [
             "python", os.path.relpath(__file__, REPO), *(sys.argv[1:] if argv is None else argv)])
         setup = (
-            f"{n} test problems per start; starts are `theta* + d * s_std * N(0, 1)` (s_std: "
-            "each parameter's spread over the training set) or the training mean, the same "
-            f"for every method. SIR runs {iterations} iterations; GN is the core's "
-            f"GaussNewtonSolver with damping {args.gn_damping:g}; scipy uses an analytic "
-            "Jacobian and its default tolerances. Success: final normalised parameter error "
-            "(RMS over a, l, w, p of the error divided by the parameter's range, after mapping "
-            "the solution to its canonical form a, w >= 0, phase modulo 2 pi) below "
+            f"{problem_summary(model)}. {n} test problems per start; starts are "
+            "`theta* + d * s_std * N(0, 1)` (s_std: each parameter's spread over the training "
+            "set) or the training mean, the same for every method. SIR runs "
+            f"{iterations} iterations; GN is the core's GaussNewtonSolver with damping "
+            f"{args.gn_damping:g}; scipy uses an analytic Jacobian and its default tolerances. "
+            "Success: final normalised parameter error (RMS over a, l, w, p of the error "
+            "divided by the width of the parameter's box, after mapping the solution to its "
+            "canonical form a, w >= 0, phase modulo 2 pi) below "
             f"{SUCCESS_THRESHOLD}. SIR and GN solve all problems of a row as one batch; "
             "scipy is called once per problem, so its time includes Python overhead per call. "
             "Times are wall clock on a machine shared with other work: compare them within a "
             "row, not to the last digit.\n"
         )
+        body = f"Command: `{command}`\n\nMachine: {machine()}.\n\n{train_note}\n{setup}\n{text}"
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            "# curve_fit: learned (SIR) vs classical solvers from the same starts\n\n"
-            f"Command: `{command}`\n\nMachine: {machine()}.\n\n{train_note}\n{setup}\n{text}")
-        print(f"wrote {out}", file=sys.stderr)
+        old = out.read_text() if out.is_file() else ""
+        out.write_text(with_section(old, name, body))
+        print(f"wrote section {name!r} of {out}", file=sys.stderr)
     return 0
+
+
+def problem_summary(model: TrainedSolver) -> str:
+    """The problem's box, grid and noise in words, e.g. for the written results."""
+    prob = model.problem
+    box = ", ".join(f"{n} in [{lo:.3g}, {hi:.3g})" + ("" if u == "1" else f" {u}")
+                    for n, u, lo, hi in zip(NAMES, UNITS, prob.low.tolist(), prob.high.tolist()))
+    t = prob.t
+    return (f"Ground truths uniform in {box}; {len(t)} samples on [0, {float(t[-1]):g}] s, "
+            f"noise std {prob.noise:g}")
+
+
+#: the title a new results file starts with
+TITLE = "# curve_fit: learned (SIR) vs classical solvers from the same starts\n"
+
+
+def with_section(text: str, name: str, body: str) -> str:
+    """``text`` with the section ``name`` (between its ``<!-- benchmark: name -->``
+    markers) replaced by ``body``; appended under a ``## name`` heading when absent."""
+    begin, end = f"<!-- benchmark: {name} -->", f"<!-- /benchmark: {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text, count=1)
+    head = text.rstrip() + "\n\n" if text.strip() else TITLE + "\n"
+    return f"{head}## `{name}`\n\n{block}\n"
 
 
 if __name__ == "__main__":

@@ -19,14 +19,23 @@ import torch
 NAMES: tuple[str, ...] = ("a", "l", "w", "p")
 #: unit of each parameter
 UNITS: tuple[str, ...] = ("1", "1/s", "rad/s", "rad")
-#: the box ground truths are drawn from, uniformly: ``(lower, upper)`` per parameter.
-#: a > 0 and w > 0 pick one of the curve's equivalent parameter sets, l >= 0 rules
-#: out growing curves; w from 1 to 6 rad/s is 0.6 to 4 periods on the default 4 s
-#: grid, enough for the residual to be far from convex in w and p.
-LOW: tuple[float, ...] = (0.5, 0.0, 1.0, -math.pi)
-HIGH: tuple[float, ...] = (2.0, 1.0, 6.0, math.pi)
+#: the part of the box ground truths are drawn from that is fixed: ``(lower, upper)``
+#: of ``a``, ``l`` and ``p``. a > 0 and p in [-pi, pi) pick one of the curve's
+#: equivalent parameter sets (with w > 0), l >= 0 rules out growing curves. The
+#: frequency range is the problem's (:class:`curve_fit.problem.CurveFit`
+#: ``w_min``/``w_max``); see :func:`box`.
+A_RANGE: tuple[float, float] = (0.5, 2.0)
+L_RANGE: tuple[float, float] = (0.0, 1.0)
+P_RANGE: tuple[float, float] = (-math.pi, math.pi)
 #: index of the periodic parameter (the phase)
 PHASE = 3
+
+
+def box(w_min: float, w_max: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box ``(low: (4,), high: (4,))`` of ground truths with frequencies in
+    ``[w_min, w_max)`` rad/s; ``a``, ``l`` and ``p`` span their fixed ranges."""
+    low, high = zip(A_RANGE, L_RANGE, (w_min, w_max), P_RANGE)
+    return torch.tensor(low), torch.tensor(high)
 
 
 def time_grid(t_points: int, t_max: float) -> torch.Tensor:
@@ -80,10 +89,9 @@ def theta_error(theta: torch.Tensor, theta_gt: torch.Tensor) -> torch.Tensor:
     return torch.cat([err[..., :PHASE], wrap_phase(err[..., PHASE:])], dim=-1)
 
 
-def normalised_error(theta: torch.Tensor, theta_gt: torch.Tensor) -> torch.Tensor:
+def normalised_error(theta: torch.Tensor, theta_gt: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
     """Per-sample parameter error ``(..., 4) -> (...)``: the RMS over the four
-    parameters of ``|theta_error|`` divided by the width of the parameter's box,
-    so 0.01 means "1% of the range, on average". Dimensionless."""
-    width = torch.tensor(HIGH, dtype=theta.dtype, device=theta.device) - torch.tensor(
-        LOW, dtype=theta.dtype, device=theta.device)
-    return (theta_error(theta, theta_gt) / width).pow(2).mean(-1).sqrt()
+    parameters of ``|theta_error|`` divided by ``width: (4,)``, the width of each
+    parameter's box (``high - low`` of :func:`box`), so 0.01 means "1% of the
+    range, on average". Dimensionless."""
+    return (theta_error(theta, theta_gt) / width.to(theta)).pow(2).mean(-1).sqrt()

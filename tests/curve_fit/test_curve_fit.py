@@ -15,17 +15,20 @@ from hypothesis.extra.numpy import arrays
 
 from curve_fit.features import ResidualFeatures
 from curve_fit.problem import SUCCESS_THRESHOLD, CurveFit
-from curve_fit.signal import (HIGH, LOW, NAMES, UNITS, canonical, damped_sine, normalised_error,
+from curve_fit.signal import (NAMES, UNITS, box, canonical, damped_sine, normalised_error,
                               residual_fn, theta_error, time_grid)
 from selfiter import plugins
 from selfiter.api import load
+from selfiter.build import build_components, build_problem
 from selfiter.cli.main import main as cli_main
 from selfiter.config import load_config
+from selfiter.errors import ConfigError
 from selfiter.sampling import GaussianUnionSampler
 from selfiter.solver import GaussNewtonSolver
 from selfiter.training import train
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "curve_fit.yaml"
+WIDE = EXAMPLE.with_name("curve_fit_wide.yaml")
 
 # parameters well outside the box too: the model and the symmetries hold everywhere
 thetas = arrays(np.float64, (5, 4), elements=st.floats(-8.0, 8.0, allow_nan=False))
@@ -38,9 +41,10 @@ def numpy_damped_sine(theta: np.ndarray, t: np.ndarray) -> np.ndarray:
     return a * np.exp(-l * t) * np.sin(w * t + p)
 
 
-def box_thetas(n: int, seed: int) -> torch.Tensor:
+def box_thetas(n: int, seed: int, w_max: float = 6.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.tensor(LOW) + (torch.tensor(HIGH) - torch.tensor(LOW)) * torch.rand(n, 4, generator=g)
+    low, high = box(1.0, w_max)
+    return low + (high - low) * torch.rand(n, 4, generator=g)
 
 
 # --- the signal model -------------------------------------------------------------
@@ -94,11 +98,17 @@ def test_error_is_zero_between_parameters_of_one_curve(theta, k):
         assert torch.allclose(theta_error(same, theta), torch.zeros_like(theta), atol=1e-9)
 
 
-def test_normalised_error_scale():
-    gt = box_thetas(4, 1)
+@pytest.mark.parametrize("w_max", [6.0, 20.0])
+def test_normalised_error_scale(w_max):
+    problem = CurveFit(n_train=8, w_max=w_max)
+    gt = box_thetas(4, 1, w_max)
     off = gt.clone()
-    off[:, 2] += 0.05 * (HIGH[2] - LOW[2])  # 5% of w's range, the other three exact
-    assert torch.allclose(normalised_error(off, gt), torch.full((4,), 0.05 / 2, dtype=gt.dtype))
+    off[:, 2] += 0.05 * (w_max - 1.0)  # 5% of w's range, the other three exact
+    want = torch.full((4,), 0.05 / 2, dtype=gt.dtype)
+    assert torch.allclose(problem.normalised_error(off, gt), want)
+    assert torch.allclose(normalised_error(off, gt, problem.width), want)
+    off[:, 3] += 0.05 * 2 * math.pi  # and 5% of the phase's
+    assert torch.allclose(problem.normalised_error(off, gt), want * math.sqrt(2))
 
 
 # --- the problem ------------------------------------------------------------------
@@ -130,9 +140,44 @@ def test_data_shapes_range_and_noise():
     problem = CurveFit(n_train=4000, t_points=48, t_max=3.0, noise=0.1)
     data = problem.load("train")
     assert data.inputs.shape == (4000, 48) and data.theta_gt.shape == (4000, 4)
-    assert (data.theta_gt >= torch.tensor(LOW)).all() and (data.theta_gt < torch.tensor(HIGH)).all()
+    assert (data.theta_gt >= problem.low).all() and (data.theta_gt < problem.high).all()
     noise = data.inputs - damped_sine(data.theta_gt, problem.t)
     assert abs(float(noise.std()) - 0.1) < 0.005 and abs(float(noise.mean())) < 0.005
+
+
+def test_box_is_configurable_and_the_default_is_unchanged():
+    default, wide = CurveFit(n_train=2000), CurveFit(n_train=2000, w_min=2.0, w_max=20.0)
+    assert default.low.tolist() == pytest.approx([0.5, 0.0, 1.0, -math.pi])
+    assert default.high.tolist() == pytest.approx([2.0, 1.0, 6.0, math.pi])
+    assert wide.width.tolist() == pytest.approx([1.5, 1.0, 18.0, 2 * math.pi])
+    w = wide.load("train").theta_gt[:, 2]
+    assert 2.0 <= float(w.min()) < 2.5 and 19.5 < float(w.max()) < 20.0
+    # the box draws the same numbers per seed: only w's scale and offset differ
+    torch.testing.assert_close(default.load("train").theta_gt[:, :2], wide.load("train").theta_gt[:, :2])
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"w_min": 0.0}, "w_min"),
+    ({"w_min": float("nan")}, "w_min"),
+    ({"w_min": 5.0, "w_max": 5.0}, "w_max"),
+    ({"w_max": float("inf")}, "w_max"),
+    ({"w_max": 50.0}, "w_max"),  # above pi * 63 / 4 = 49.5 rad/s, the grid's Nyquist frequency
+])
+def test_bad_box_is_a_clear_error(params, name):
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        CurveFit(**params)
+
+
+def test_a_finer_grid_allows_higher_frequencies():
+    assert float(CurveFit(t_points=128, w_max=50.0).high[2]) == 50.0
+
+
+def test_bad_box_in_a_config_names_the_param():
+    cfg = load_config(EXAMPLE, ["problem.params.w_max=0.5"])
+    with pytest.raises(ConfigError, match="w_max must be > w_min"):
+        build_problem(cfg)
+    with pytest.raises(ConfigError, match="problem.params.w_min: expected a number"):
+        load_config(EXAMPLE, ["problem.params.w_min=fast"])
 
 
 def test_augment_redraws_only_the_noise():
@@ -175,7 +220,7 @@ def test_gauss_newton_converges_near_the_truth():
     g = torch.Generator().manual_seed(0)
     theta0 = data.theta_gt + 0.02 * torch.tensor([1.5, 1.0, 5.0, 6.0]) * torch.randn(64, 4, generator=g)
     res = GaussNewtonSolver(residual_fn(problem.t)).solve(data.inputs, theta0, 10)
-    assert normalised_error(res.theta, data.theta_gt).max() < 1e-4
+    assert problem.normalised_error(res.theta, data.theta_gt).max() < 1e-4
 
 
 # --- the plugin and a trained solver -----------------------------------------------
@@ -191,6 +236,28 @@ def test_plugin_registers_its_components():
     assert cfg.parameter_model.params["units"] == list(UNITS)
     assert cfg.features.params["t_points"] == cfg.problem.params["t_points"]
     assert cfg.features.params["t_max"] == cfg.problem.params["t_max"]
+
+
+@pytest.mark.parametrize("example", [EXAMPLE, WIDE], ids=lambda p: p.name)
+def test_example_configs_reach_their_components(example):
+    cfg = load_config(example)
+    parts = build_components(cfg)
+    assert parts.parameter_model.periods == [None, None, None, pytest.approx(2 * math.pi)]
+    # the phase target takes the shortest way round, the others do not wrap
+    step = parts.parameter_model.difference(torch.tensor([[0.0, 0.0, 9.0, 3.0]]),
+                                            torch.tensor([[0.0, 0.0, 0.0, -3.0]]))
+    torch.testing.assert_close(step, torch.tensor([[0.0, 0.0, 9.0, 6.0 - 2 * math.pi]]))
+    assert cfg.parameter_model.params["names"] == list(NAMES)
+    assert cfg.parameter_model.params["units"] == list(UNITS)
+    for key in ("t_points", "t_max"):
+        assert cfg.features.params[key] == cfg.problem.params[key]
+    assert float(parts.problem.high[2]) == cfg.problem.params.get("w_max", 6.0)
+
+
+def test_wide_example_spans_many_periods():
+    problem = build_problem(load_config(WIDE))
+    periods = float(problem.high[2]) * float(problem.t[-1]) / (2 * math.pi)
+    assert periods > 10
 
 
 @pytest.fixture(scope="module")
@@ -212,9 +279,10 @@ def test_trained_solver_lowers_the_error_from_far_starts(trained):
     s0 = sampler.sample(model.parameter_model, data.theta_gt, torch.Generator().manual_seed(1))
     theta0 = model.parameter_model.theta(s0)
     res = model.solve(data.inputs, theta0)
-    before = normalised_error(theta0, data.theta_gt)
-    after = normalised_error(res.theta, data.theta_gt)
+    before = model.problem.normalised_error(theta0, data.theta_gt)
+    after = model.problem.normalised_error(res.theta, data.theta_gt)
     assert not res.nonfinite.any()
+    assert model.parameter_model.periods[3] == pytest.approx(2 * math.pi)  # from the checkpoint
     assert float((after < before).float().mean()) >= 0.9
     assert float(after.mean()) < 0.3 * float(before.mean())
 
