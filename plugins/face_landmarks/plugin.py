@@ -45,6 +45,23 @@ def register_regressors(register):
 
 
 @hookimpl
+def register_detectors(register):
+    from face_landmarks.detection import HaarFaceDetector
+
+    register("haar", HaarFaceDetector)
+
+
+@hookimpl
+def register_commands(register):
+    from face_landmarks import cli_landmarks, cli_track
+
+    register("landmarks", "68 facial landmarks on every face of photos (JSON, overlays)",
+             cli_landmarks.configure, cli_landmarks.run)
+    register("track", "68 facial landmarks through a video, frame to frame (CSV, annotated video)",
+             cli_track.configure, cli_track.run)
+
+
+@hookimpl
 def register_models(register):
     if PRETRAINED.is_file():
         register("face300w", PRETRAINED)

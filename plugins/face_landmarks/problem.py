@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -99,6 +100,13 @@ class Face300W(Problem):
         """NME, AUC at 0.08 and failure rate at 0.08, 68 and 51 points, in percent
         (see :func:`face_landmarks.metrics.face_metrics`); ``nme_ip`` first."""
         return face_metrics(theta, data.theta_gt.to(theta.device))
+
+    def predict(self, solver: Any, raw: Any, **options: Any) -> list[list[dict[str, list]]]:
+        """Landmarks on photos: see :func:`face_landmarks.predict.predict_faces` for
+        ``raw`` (paths or RGB arrays) and ``options`` (boxes, detector, iterations)."""
+        from face_landmarks.predict import predict_faces
+
+        return predict_faces(solver, raw, **options)
 
     def report(self, trajectory: torch.Tensor, data: ProblemData, out_dir: str) -> list[str]:
         """``ced.png`` (68 and 51 points) and ``worst_faces.png`` of the final iteration of

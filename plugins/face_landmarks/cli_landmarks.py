@@ -1,0 +1,148 @@
+"""``selfiter landmarks IMAGE_OR_FOLDER...``: 68 points on every face of every photo.
+
+Faces are found by the calibrated Haar detector, solved in batches of images,
+written as JSON ``{image_path: [{"box": [...], "points": [[x, y]] * 68}]}`` (0-based
+px of the image as displayed) and, with ``--out``, drawn on an overlay PNG per
+image. A file that cannot be read, or an image without a face, gets one line
+on stderr and the batch goes on; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from face_landmarks.data.layout import IMAGE_SUFFIXES
+from selfiter.atomic import atomic_path, write_text
+from selfiter.errors import ConfigError, DataError
+
+#: files a folder is searched for (explicitly named files are tried whatever their suffix)
+FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff", ".webp")
+#: more images than this show a progress bar
+PROGRESS_MIN_IMAGES = 4
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files, or folders searched (recursively, sorted) for images")
+    p.add_argument("--model", default="face300w",
+                   help="pretrained model name, checkpoint file or run folder (default: face300w)")
+    p.add_argument("--out", metavar="DIR", help="write an overlay PNG per image into DIR")
+    p.add_argument("--json", metavar="PATH",
+                   help="write {image: faces} as JSON to PATH (default: print it)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
+    p.add_argument("--detector", default="haar", help="registered face detector (default: haar)")
+    p.add_argument("--batch", type=int, default=16, metavar="N",
+                   help="images whose faces are solved together (default: 16)")
+
+
+def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """``(image, overlay name)`` pairs in order, and one error line per input that is
+    missing or a folder without images. The overlay name mirrors a folder's layout
+    (``DIR/sub/a.jpg`` -> ``sub/a.png``); a named file gives its own name."""
+    found: list[tuple[Path, Path]] = []
+    errors: list[str] = []
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            images = []
+            for folder, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                images += [Path(folder) / f for f in sorted(files)
+                           if not f.startswith(".") and Path(f).suffix.lower() in FOLDER_SUFFIXES]
+            if not images:
+                errors.append(f"{p}: no images ({', '.join(FOLDER_SUFFIXES)}) in this folder")
+            found += [(f, f.relative_to(p).with_suffix(".png")) for f in images]
+        elif p.exists():
+            found.append((p, Path(p.name).with_suffix(".png")))
+        else:
+            errors.append(f"{p}: no such file or folder")
+    return found, errors
+
+
+def unique_names(names: list[Path]) -> list[Path]:
+    """``names`` with a ``-2``, ``-3``... suffix on repeats, so no overlay overwrites another."""
+    seen: dict[Path, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else n.with_name(f"{n.stem}-{seen[n]}{n.suffix}"))
+    return out
+
+
+def write_overlay(path: Path, image_bgr: np.ndarray) -> None:
+    """One PNG of ``image_bgr: (H, W, 3)`` uint8 BGR, replaced atomically."""
+    ok, data = cv2.imencode(".png", image_bgr)
+    if not ok:
+        raise DataError(f"{path}: cannot encode the overlay as PNG")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+
+
+def run(args: argparse.Namespace) -> int:
+    from face_landmarks.predict import (
+        check_iterations, draw_faces, make_detector, predict_faces, read_image)
+    from face_landmarks.problem import Face300W
+    from selfiter.api import load
+
+    if args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    solver = load(args.model, device=args.device)
+    if not isinstance(solver.problem, Face300W):
+        raise ConfigError(f"{args.model}: a {type(solver.problem).__name__} model, not a face "
+                          "landmark model")
+    check_iterations(solver, args.iterations)
+    detector = make_detector(args.detector)
+    images, errors = collect_images(args.inputs)
+    overlays = unique_names([name for _, name in images])
+    results: dict[str, list] = {}
+    n_faces = 0
+    bar = tqdm(total=len(images), desc="landmarks", unit="image",
+               disable=len(images) <= PROGRESS_MIN_IMAGES)
+
+    def fail(line: str) -> None:
+        errors.append(line)
+        tqdm.write(line, file=sys.stderr)
+
+    for line in errors:
+        tqdm.write(line, file=sys.stderr)
+    for start in range(0, len(images), args.batch):
+        chunk = list(zip(images[start:start + args.batch], overlays[start:start + args.batch]))
+        readable = []
+        for (path, _), overlay in chunk:
+            try:
+                readable.append((path, overlay, read_image(path)))
+            except DataError as exc:
+                fail(str(exc))
+        faces = predict_faces(solver, [img for _, _, img in readable], detector=detector,
+                              iterations=args.iterations)
+        for (path, overlay, image), found in zip(readable, faces):
+            results[str(path)] = found
+            n_faces += len(found)
+            if not found:
+                fail(f"{path}: no face found")
+            if args.out:
+                write_overlay(Path(args.out) / overlay, draw_faces(image, found))
+        bar.update(len(chunk))
+    bar.close()
+    text = json.dumps(results, indent=1) + "\n"
+    if args.json:
+        write_text(args.json, text)
+    else:
+        sys.stdout.write(text)
+    summary = (f"landmarks: {len(results)} image(s) read, {n_faces} face(s)"
+               + (f", {len(errors)} problem(s) (listed above)" if errors else ""))
+    if args.json:
+        summary += f"; wrote {args.json}"
+    if args.out:
+        summary += f"; overlays in {args.out}"
+    print(summary, file=sys.stderr)
+    return 1 if errors else 0

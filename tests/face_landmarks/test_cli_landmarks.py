@@ -1,0 +1,116 @@
+"""``selfiter landmarks``: folders, JSON, overlays, and a batch that survives bad files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from face_landmarks.data.layout import SAMPLE_ROOT, list_faces
+from selfiter.cli.main import main
+from selfiter.config import load_config
+from selfiter.training import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+SAMPLES = list_faces(SAMPLE_ROOT, "common")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """A folder of 2 sample photos, one more in a sub-folder, and one bad file of each kind."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLES[0].image, root / "a.jpg")
+    shutil.copy(SAMPLES[7].image, root / "b.jpg")
+    shutil.copy(SAMPLES[3].image, root / "sub" / "c.jpg")
+    (root / "notes.jpg").write_text("not an image\n")
+    (root / "empty.jpg").write_bytes(b"")
+    cv2.imwrite(str(root / "grey.png"), np.full((240, 320), 128, np.uint8))
+    (root / "readme.txt").write_text("skipped: not an image suffix\n")
+    return root
+
+
+def test_a_batch_goes_on_past_bad_files_and_reports_each(tiny_face_checkpoint, photos, tmp_path,
+                                                         capsys):
+    out_json, overlays = tmp_path / "points.json", tmp_path / "overlays"
+    missing = tmp_path / "nowhere.jpg"
+    code = main(["landmarks", str(photos), str(missing), "--model", str(tiny_face_checkpoint),
+                 "--json", str(out_json), "--out", str(overlays), "--iterations", "1"])
+    assert code == 1
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+
+    def line_of(name: str) -> str:
+        hits = [ln for ln in lines if name in ln and "landmarks:" not in ln]
+        assert len(hits) == 1, (name, err)
+        return hits[0]
+
+    assert "no such file or folder" in line_of("nowhere.jpg")
+    assert "not a readable image" in line_of("notes.jpg")
+    assert "not a readable image" in line_of("empty.jpg")
+    assert "no face found" in line_of("grey.png")
+    assert "readme.txt" not in err
+    assert "landmarks: 4 image(s) read, 3 face(s), 4 problem(s)" in lines[-1]
+
+    results = json.loads(out_json.read_text())
+    names = {str(photos / n): n for n in ("a.jpg", "b.jpg", "sub/c.jpg", "grey.png")}
+    assert set(results) == set(names)
+    assert results[str(photos / "grey.png")] == []
+    for path in names:
+        if not path.endswith("grey.png"):
+            (face,) = results[path]
+            assert len(face["box"]) == 4 and np.array(face["points"]).shape == (68, 2)
+    # one overlay per readable image, in the folder's layout, full size
+    for rel in ("a.png", "b.png", "sub/c.png", "grey.png"):
+        overlay = cv2.imread(str(overlays / rel))
+        assert overlay is not None and overlay.shape[:2] in ((320, 320), (240, 320)), rel
+
+
+def test_json_goes_to_stdout_and_exit_is_0_when_all_is_well(tiny_face_checkpoint, capsys):
+    paths = [str(SAMPLES[0].image), str(SAMPLES[1].image)]
+    assert main(["landmarks", *paths, "--model", str(tiny_face_checkpoint),
+                 "--iterations", "1"]) == 0
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert list(results) == paths and all(len(v) == 1 for v in results.values())
+    assert "2 face(s)" in captured.err and "problem" not in captured.err
+
+
+def test_same_named_files_get_separate_overlays(tiny_face_checkpoint, tmp_path):
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        shutil.copy(SAMPLES[0].image, tmp_path / d / "face.jpg")
+    assert main(["landmarks", str(tmp_path / "x" / "face.jpg"), str(tmp_path / "y" / "face.jpg"),
+                 "--model", str(tiny_face_checkpoint), "--out", str(tmp_path / "o"),
+                 "--json", str(tmp_path / "p.json"), "--iterations", "0"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["face-2.png", "face.png"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "no_such_model"], "neither a checkpoint file nor a pretrained model name"),
+    (["--iterations", "-1"], "iterations must be >= 0"),
+    (["--device", "cuda"], "CUDA is not available"),
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--detector", "nope"], "no detector named 'nope'"),
+])
+def test_usage_errors_exit_2_with_one_line(tiny_face_checkpoint, capsys, extra, message):
+    args = ["landmarks", str(SAMPLES[0].image), "--model", str(tiny_face_checkpoint), *extra]
+    if extra[0] == "--device" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_curve_model_is_refused(tmp_path, capsys):
+    ckpt = train(load_config(REPO / "examples" / "curve_fit.yaml",
+                             ["train.steps=1", "train.val_split=null", "train.device=cpu"]),
+                 tmp_path / "run", progress=False)
+    assert main(["landmarks", str(SAMPLES[0].image), "--model", str(ckpt)]) == 2
+    assert "not a face landmark model" in capsys.readouterr().err
