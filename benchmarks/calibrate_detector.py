@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curve_fit_vs_lm import machine
+from common import write_report
 from face_landmarks.data.dataset import decode_image
 from face_landmarks.data.frame import landmark_boxes
 from face_landmarks.data.layout import list_faces
@@ -196,21 +195,16 @@ def main(argv: list[str] | None = None) -> int:
                  f"{nme['detector']:.2f}, from ground-truth landmark boxes {nme['landmark box']:.2f}.\n")
     print(text)
     if args.report:
-        command = " ".join(shlex.quote(a) for a in [
-            "python", os.path.relpath(__file__, REPO), *(sys.argv[1:] if argv is None else argv)])
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(
-            "# Face detector: Haar cascade calibrated to landmark boxes\n\n"
-            f"Command: `{command}`\n\nMachine: {machine()}.\n\n"
-            "The frontal-face Haar cascade of opencv-python "
+        write_report(args.report, "Face detector: Haar cascade calibrated to landmark boxes", __file__, argv,
+                     ("The frontal-face Haar cascade of opencv-python "
             f"(`{detector.scale_factor}` scale step, {detector.min_neighbors} neighbours, "
             f"{detector.min_size} px least face, histogram-equalised grey) on the compact "
             "300-W copy (320 x 320 crops, landmark box about 200 px). A face is found when a "
             f"calibrated box has IoU >= {RECALL_IOU} with its landmark box (the square of side "
             "the longer side of the 68 points' bounding box, centred on it). Times are wall clock "
             "on a machine shared with other work. Every face of these crops is large and centred; "
-            "in a full photo, faces under the least size are missed as well.\n\n" + text)
-        print(f"wrote {args.report}", file=sys.stderr)
+            "in a full photo, faces under the least size are missed as well."),
+                     text)
     return 0
 
 

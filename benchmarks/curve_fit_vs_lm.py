@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +45,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from common import machine
 from scipy.optimize import least_squares
 
 from curve_fit.problem import SUCCESS_THRESHOLD
@@ -170,19 +169,6 @@ def markdown(table: dict[str, dict[str, Outcome]]) -> str:
                        for label, row in table.items())
         parts.append(f"**{title}**\n\n{head}{body}")
     return "\n".join(parts)
-
-
-def machine() -> str:
-    """CPU model, usable cores and library versions, for the written results."""
-    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "?"
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return (f"{cpu}, `nproc` = {cores}, "
-            f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}")
 
 
 def main(argv: list[str] | None = None) -> int:

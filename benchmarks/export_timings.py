@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from curve_fit_vs_lm import machine
+from common import median_seconds, write_report
 from face_landmarks.data.dataset import load_faces
 from face_landmarks.data.layout import SAMPLE_ROOT
 from selfiter.api import load
@@ -37,15 +35,6 @@ VARIANTS = [
     ("TorchScript (trace)", "torchscript", "solver", "dynamo"),
     ("ONNX regressor alone, dynamo", "onnx", "regressor", "dynamo"),
 ]
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,16 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             f"solve.\n\n{table}")
     print(text)
     if args.report:
-        command = " ".join(shlex.quote(a) for a in [
-            "python", os.path.relpath(__file__, REPO), *(sys.argv[1:] if argv is None else argv)])
-        Path(args.report).write_text(
-            "# Exporting the face solver (ONNX, TorchScript)\n\n"
-            f"Command: `{command}`\n\nMachine: {machine()}, onnxruntime on its CPU provider.\n\n"
-            "Each variant is traced on 2 sample faces, then run on all 12 and compared with "
+        write_report(args.report, "Exporting the face solver (ONNX, TorchScript)", __file__, argv,
+                     ("Each variant is traced on 2 sample faces, then run on all 12 and compared with "
             "PyTorch's solve of the same faces from the same start (patches by `grid_sample`, the "
             "LAN, the update, every iterate). Times are wall clock on a machine shared with other "
-            "work, medians of a few runs.\n\n" + text)
-        print(f"wrote {args.report}", file=sys.stderr)
+            "work, medians of a few runs."),
+                     text, machine_note=", onnxruntime on its CPU provider")
     return 0
 
 

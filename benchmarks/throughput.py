@@ -15,9 +15,9 @@ import argparse
 import platform
 import resource
 import sys
-import time
 
 import torch
+from common import median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from selfiter.build import build_components, resolve_device
@@ -36,20 +36,6 @@ def peak_memory_mb(device: torch.device) -> float:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, warmup: int, repeat: int) -> float:
-    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        sec = timed(step, device, warmup=2, repeat=args.repeat)
+        sec = median_seconds(step, args.repeat, warmup=2, sync=lambda: sync(device))
         tf = 3 * flops_fwd * b / sec / 1e12
         rows.append(("train", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
     reg.eval()
@@ -127,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        sec = timed(infer, device, warmup=2, repeat=args.repeat)
+        sec = median_seconds(infer, args.repeat, warmup=2, sync=lambda: sync(device))
         tf = k * flops_fwd * b / sec / 1e12
         rows.append((f"infer K={k}", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from curve_fit_vs_lm import machine
+from common import median_seconds, write_report
 from face_landmarks.data.dataset import decode_image, load_faces
 from face_landmarks.data.frame import landmark_boxes
 from face_landmarks.data.layout import SAMPLE_ROOT, list_faces
@@ -141,17 +139,6 @@ def frame_errors(points: np.ndarray, truth: np.ndarray) -> np.ndarray:
                        torch.as_tensor(truth).reshape(t, -1), "io").numpy()
 
 
-def timed(fn, repeats: int = 5) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up, s."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main(argv: list[str] | None = None) -> int:
     from face_landmarks.predict import predict_faces
     from selfiter.api import load
@@ -195,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     # where a tracked frame's time goes: one solver iteration of one face, in its two parts
     one, theta = samples.inputs[:1].to(solver.device), solver.initial_theta(1)
     with torch.no_grad():
-        features_s = timed(lambda: solver.extractor.features(one, theta))
+        features_s = median_seconds(lambda: solver.extractor.features(one, theta), 5, warmup=1)
         features = solver.extractor.features(one, theta)
-        regressor_s = timed(lambda: solver.regressors[0](features))
+        regressor_s = median_seconds(lambda: solver.regressors[0](features), 5, warmup=1)
     lines = ["| frame | shot | tracking, start pose (%) | tracking, start points (%) | per-image (%) |",
              "|---:|---:|---:|---:|---:|"]
     for i in range(n):
@@ -223,20 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             + "\n".join(lines) + "\n")
     print(text)
     if args.report:
-        command = " ".join(shlex.quote(a) for a in [
-            "python", os.path.relpath(__file__, REPO), *(sys.argv[1:] if argv is None else argv)])
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(
-            "# Face tracking on a synthetic video\n\n"
-            f"Command: `{command}`\n\nMachine: {machine()}.\n\n"
-            f"Checkpoint `{args.checkpoint}`. The video: {n} frames of 640 x 480, two shots of a "
+        write_report(args.report, "Face tracking on a synthetic video", __file__, argv,
+                     (f"Checkpoint `{args.checkpoint}`. The video: {n} frames of 640 x 480, two shots of a "
             f"real common-subset face ({', '.join(args.faces)}) pasted with a soft edge on a "
             "smooth background, each moved by up to 80 px, turned by up to 18 degrees and scaled "
             f"by up to 20 % over its shot; the cut at frame {starts[1]} puts the second face "
             "250 px away from the first. Written as MJPG and decoded back before both methods "
             "run. NME: mean point-to-point error over the 68 points / outer-eye-corner distance. "
-            "Times are wall clock on a machine shared with other work.\n\n" + text)
-        print(f"wrote {args.report}", file=sys.stderr)
+            "Times are wall clock on a machine shared with other work."),
+                     text)
     return 0
 
 
