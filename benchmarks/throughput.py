@@ -12,12 +12,11 @@ device's peak when ``--peak-tflops`` is given.
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import sys
 
 import torch
-from common import median_seconds
+from common import machine, median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from selfiter.build import build_components, resolve_device
@@ -67,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     loss_fn = make_loss(cfg.train.loss, cfg.train.loss_scale)
     opt = torch.optim.AdamW(reg.parameters(), lr=1e-4)
     amp = cfg.train.amp
-    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'cpu'}"
-          f" | torch {torch.__version__} | threads {torch.get_num_threads()} | python {platform.python_version()}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {where} | {machine()} | threads {torch.get_num_threads()}")
     print(f"command: python {' '.join(sys.argv)}\n")
 
     def batch(b: int):
