@@ -143,10 +143,8 @@ def fit_faces(solver: Any, images: Sequence[np.ndarray], boxes: np.ndarray,
     if n == 0:
         empty = np.zeros(0)
         return FaceFit(np.zeros((0, 68, 2)), b.numpy(), empty, empty.astype(bool))
-    centre, half = (b[:, :2] + b[:, 2:]) / 2, (b[:, 2:] - b[:, :2]) / 2
     # the frame is box_scale times the landmark box, exactly the training framing
-    frame_boxes = torch.cat([centre - problem.box_scale * half, centre + problem.box_scale * half], 1)
-    affines = box_frames(frame_boxes, problem.frame_size)  # (N, 2, 3) float64
+    affines = box_frames(b, problem.frame_size, scale=problem.box_scale)  # (N, 2, 3) float64
     frames = np.stack([warp_to_frame(images[o], a, problem.frame_size)
                        for o, a in zip(owners, affines.numpy())])
     inputs = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (N, 3, S, S) uint8

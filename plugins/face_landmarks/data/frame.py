@@ -40,15 +40,16 @@ def landmark_boxes(points: torch.Tensor, box_scale: float = DEFAULT_BOX_SCALE) -
     return torch.cat([centre - half, centre + half], dim=-1)
 
 
-def box_frames(boxes: torch.Tensor, frame_size: int = DEFAULT_FRAME_SIZE) -> torch.Tensor:
+def box_frames(boxes: torch.Tensor, frame_size: int = DEFAULT_FRAME_SIZE,
+               scale: float = 1.0) -> torch.Tensor:
     """Frame -> image affines of boxes: ``boxes: (..., 4) -> (..., 2, 3)`` float64.
 
     A box ``(x0, y0, x1, y1)`` (image px, continuous edges) is made square
-    around its centre with its longer side, then scaled onto the frame:
-    its centre goes to the frame centre ``((S - 1) / 2, (S - 1) / 2)``."""
+    around its centre with ``scale`` times its longer side, then scaled onto
+    the frame: its centre goes to the frame centre ``((S - 1) / 2, (S - 1) / 2)``."""
     b = boxes.to(torch.float64)
     x0, y0, x1, y1 = b.unbind(dim=-1)
-    side = torch.maximum(x1 - x0, y1 - y0)
+    side = scale * torch.maximum(x1 - x0, y1 - y0)
     if not bool((side > 0).all()):
         raise ValueError("every box needs a positive width or height")
     a = side / frame_size  # image px per frame px
