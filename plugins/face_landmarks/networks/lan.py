@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from face_landmarks.networks.lan_bmm import trunk_bmm
 from selfiter.interfaces import Regressor
 
 #: conv widths of the per-landmark sub-network of Table 1
@@ -85,11 +87,25 @@ class LandmarksAttentionNetwork(Regressor):
 
     For 68 landmarks of 3 x 57 x 57 the parameters number
     ``68 * 51,754 + 209,288 = 3,728,560`` (the paper's 3.72M).
+
+    ``impl`` picks how the sub-networks run, with the same parameters (so a
+    checkpoint loads into either): ``"grouped"``, the reference, as grouped
+    convolutions; ``"bmm"``, as batched matrix products over landmarks
+    (:mod:`face_landmarks.networks.lan_bmm`), meant for GPUs, where grouped
+    convolutions with many small groups are slow. On the CPU the reference is
+    the faster (``docs/benchmarks.md``).
     """
 
+    #: faces per trunk pass in CPU inference; see :meth:`landmark_features`
+    CPU_CHUNK = 1
+
     def __init__(self, feature_shape: tuple[int, ...], theta_dim: int, hidden: int = 256,
-                 feature_dim: int = 10, output_scale: float = 1.0) -> None:
+                 feature_dim: int = 10, output_scale: float = 1.0,
+                 impl: Literal["grouped", "bmm"] = "grouped") -> None:
         super().__init__()
+        if impl not in ("grouped", "bmm"):
+            raise ValueError(f"impl must be 'grouped' or 'bmm', got {impl!r}")
+        self.impl = impl
         self.feature_shape = tuple(feature_shape)
         self.theta_dim = theta_dim
         self.output_scale = output_scale
@@ -106,14 +122,30 @@ class LandmarksAttentionNetwork(Regressor):
         """Each landmark's own feature vector: ``(B, L, C, P, P) -> (B, L, feature_dim)``.
 
         Landmark ``l``'s vector depends on patch ``l`` only."""
+        if self.impl == "bmm":
+            x = trunk_bmm(self.trunk, features)
+        elif (features.device.type == "cpu" and not torch.is_grad_enabled()
+              and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+              and features.shape[0] > self.CPU_CHUNK):
+            # One face's first activations (68 x 16 x 57 x 57 floats, 14 MB) fit in
+            # the CPU's cache, a batch's do not, and ReLU and pooling then run at
+            # memory speed: on 2 cores a batch of 32 takes 3x longer per face in one
+            # pass than face by face (docs/benchmarks.md). Training keeps all
+            # activations for the backward pass, so there this buys nothing.
+            x = torch.cat([self._trunk_grouped(f) for f in features.split(self.CPU_CHUNK)])
+        else:
+            x = self._trunk_grouped(features)
+        return F.relu(torch.einsum("blk,lkf->blf", x, self.fc1_weight) + self.fc1_bias)
+
+    def _trunk_grouped(self, features: torch.Tensor) -> torch.Tensor:
+        """The reference trunk: ``(B, L, C, P, P) -> (B, L, 64*s*s)``, each landmark's
+        maps flattened in (C, H, W) order."""
         b, n_pts = features.shape[:2]
         # (B, L, C, P, P) -> (B, L*C, P, P): group l holds landmark l's C channels.
         # Channels-last makes these many-group convolutions, backward above all,
         # about 1.4x faster with oneDNN on the CPU.
         x = features.reshape(b, -1, *features.shape[-2:]).contiguous(memory_format=torch.channels_last)
-        x = self.trunk(x)  # (B, 64L, s, s)
-        x = x.reshape(b, n_pts, -1)  # (B, L, 64*s*s), each landmark's maps in Table 1 order
-        return F.relu(torch.einsum("blk,lkf->blf", x, self.fc1_weight) + self.fc1_bias)
+        return self.trunk(x).reshape(b, n_pts, -1)  # (B, 64L, s, s) -> (B, L, 64*s*s)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.landmark_features(features).flatten(1)) * self.output_scale
