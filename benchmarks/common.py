@@ -41,18 +41,50 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 0,
     return float(np.median(times))
 
 
-def write_report(path: str, title: str, script: str, argv: list[str] | None, intro: str,
-                 body: str, machine_note: str = "") -> None:
-    """Write a results page: title, the exact command that made it, the machine, then the text."""
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """The command that ran ``script`` with ``argv`` (default: this process's arguments),
+    with the script's path relative to the repository."""
     import os
     import shlex
     import sys
 
-    from selfiter.atomic import write_text
-
     repo = Path(__file__).resolve().parents[1]
     args = sys.argv[1:] if argv is None else argv
-    command = " ".join(shlex.quote(a) for a in ["python", os.path.relpath(script, repo), *args])
-    write_text(path, f"# {title}\n\nCommand: `{command}`\n\nMachine: {machine()}{machine_note}.\n\n"
-                     f"{intro}\n\n{body}")
+    return " ".join(shlex.quote(a) for a in ["python", os.path.relpath(script, repo), *args])
+
+
+def write_report(path: str, title: str, script: str, argv: list[str] | None, intro: str,
+                 body: str, machine_note: str = "") -> None:
+    """Write a results page: title, the exact command that made it, the machine, then the text."""
+    import sys
+
+    from selfiter.atomic import write_text
+
+    write_text(path, f"# {title}\n\nCommand: `{command_line(script, argv)}`\n\n"
+                     f"Machine: {machine()}{machine_note}.\n\n{intro}\n\n{body}")
     print(f"wrote {path}", file=sys.stderr)
+
+
+def write_section(path: str | Path, name: str, body: str, title: str) -> None:
+    """Replace the section ``name`` of the page at ``path`` (the text between its
+    ``<!-- benchmark: name -->`` markers) by ``body``, keeping the rest of the page;
+    a missing section is appended under a ``## name`` heading, a missing page is
+    started with ``title``. Hand-written prose around the markers survives reruns."""
+    import re
+    import sys
+
+    from selfiter.atomic import write_text
+
+    out = Path(path)
+    text = out.read_text() if out.is_file() else ""
+    begin, end = f"<!-- benchmark: {name} -->", f"<!-- /benchmark: {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        head = text.rstrip() + "\n\n" if text.strip() else f"# {title}\n\n"
+        text = f"{head}## `{name}`\n\n{block}\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, text)
+    print(f"wrote section {name!r} of {out}", file=sys.stderr)

@@ -33,9 +33,6 @@ around them.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shlex
 import sys
 import tempfile
 import time
@@ -45,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from common import machine
+from common import command_line, machine, write_section
 from scipy.optimize import least_squares
 
 from curve_fit.problem import SUCCESS_THRESHOLD
@@ -215,8 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(table)
     print(text)
     if args.out:
-        command = " ".join(shlex.quote(a) for a in [
-            "python", os.path.relpath(__file__, REPO), *(sys.argv[1:] if argv is None else argv)])
         setup = (
             f"{problem_summary(model)}. {n} test problems per start; starts are "
             "`theta* + d * s_std * N(0, 1)` (s_std: each parameter's spread over the training "
@@ -231,12 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             "Times are wall clock on a machine shared with other work: compare them within a "
             "row, not to the last digit.\n"
         )
-        body = f"Command: `{command}`\n\nMachine: {machine()}.\n\n{train_note}\n{setup}\n{text}"
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        old = out.read_text() if out.is_file() else ""
-        out.write_text(with_section(old, name, body))
-        print(f"wrote section {name!r} of {out}", file=sys.stderr)
+        body = (f"Command: `{command_line(__file__, argv)}`\n\nMachine: {machine()}.\n\n"
+                f"{train_note}\n{setup}\n{text}")
+        write_section(args.out, name, body, TITLE)
     return 0
 
 
@@ -251,19 +243,7 @@ def problem_summary(model: TrainedSolver) -> str:
 
 
 #: the title a new results file starts with
-TITLE = "# curve_fit: learned (SIR) vs classical solvers from the same starts\n"
-
-
-def with_section(text: str, name: str, body: str) -> str:
-    """``text`` with the section ``name`` (between its ``<!-- benchmark: name -->``
-    markers) replaced by ``body``; appended under a ``## name`` heading when absent."""
-    begin, end = f"<!-- benchmark: {name} -->", f"<!-- /benchmark: {name} -->"
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        return pattern.sub(lambda _: block, text, count=1)
-    head = text.rstrip() + "\n\n" if text.strip() else TITLE + "\n"
-    return f"{head}## `{name}`\n\n{block}\n"
+TITLE = "curve_fit: learned (SIR) vs classical solvers from the same starts"
 
 
 if __name__ == "__main__":

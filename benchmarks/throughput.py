@@ -12,6 +12,7 @@ device's peak when ``--peak-tflops`` is given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import sys
 
@@ -23,7 +24,8 @@ from selfiter.build import build_components, resolve_device
 from selfiter.config import load_config
 from selfiter.evaluation import initial_theta
 from selfiter.training.losses import make_loss
-from selfiter.training.trainer import _autocast, make_solver
+from selfiter.training.optim import make_optimizer
+from selfiter.training.trainer import _autocast, make_solver, train_step
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     reg = parts.make_regressor(fshape).to(device)
     k = args.iterations or cfg.solver.iterations
     loss_fn = make_loss(cfg.train.loss, cfg.train.loss_scale)
-    opt = torch.optim.AdamW(reg.parameters(), lr=1e-4)
+    opt = make_optimizer(reg.parameters(), cfg.train)
     amp = cfg.train.amp
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {where} | {machine()} | threads {torch.get_num_threads()}")
@@ -81,23 +83,19 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for b in args.train_batch:
-        x, gt = batch(b)
-        g = torch.Generator(device=device).manual_seed(0)
+        # the trainer's own step: a random batch of the split, augmentation, sampling,
+        # patch extraction, forward, backward, optimizer update
+        step_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=b))
+        counter = iter(range(10**9))
 
         def step():
-            inputs, theta_gt = parts.problem.augment(x, gt, g)
-            with torch.no_grad():
-                theta = model.theta(parts.sampler.sample(model, model.fit(theta_gt), g))
-            with _autocast(device, amp):
-                pred = reg(parts.extractor.features(inputs, theta))
-            loss = loss_fn(pred.float(), theta_gt - theta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(parts, data, [], reg, reg, next(counter), 0, 0, device, loss_fn, opt, step_cfg)
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         sec = median_seconds(step, args.repeat, warmup=2, sync=lambda: sync(device))
+        # trajectory states cost up to trajectory_steps more forwards on a share of the batch;
+        # the TFLOP/s column counts the 3 forwards' worth of the step itself only
         tf = 3 * flops_fwd * b / sec / 1e12
         rows.append(("train", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
     reg.eval()

@@ -79,7 +79,10 @@ def config_reference() -> str:
                 "| key | type | default | meaning |", "|---|---|---|---|"]
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else "(required)"
-            out.append(f"| `{f.name}` | {type_text(hints[f.name])} | `{default!r}` | {docs.get(f.name, '')} |")
+            kind = type_text(hints[f.name])
+            if "check" in f.metadata:  # the bound says more than the bare type
+                kind = f.metadata["check"][1] + (" or null" if kind.endswith("or null") else "")
+            out.append(f"| `{f.name}` | {kind} | `{default!r}` | {docs.get(f.name, '')} |")
         out.append("")
     return "\n".join(out)
 

@@ -9,14 +9,13 @@ from typing import Any
 import torch
 import yaml
 
-from selfiter import plugins
 from selfiter.build import build_components, build_problem, resolve_device
-from selfiter.checkpoint import CheckpointData, load_checkpoint
+from selfiter.checkpoint import CheckpointData, load_checkpoint, resolve_checkpoint
 from selfiter.config import Config, config_from_dict
 from selfiter.errors import CheckpointError
 from selfiter.evaluation import initial_theta, solve_batched
 from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor
-from selfiter.solver import IterativeSolver, SolveResult
+from selfiter.solver import CascadeSolver, IterativeSolver, SolveResult
 from selfiter.training.trainer import make_solver
 
 
@@ -37,7 +36,8 @@ class TrainedSolver:
     @property
     def max_iterations(self) -> int | None:
         """A cascade runs at most one iteration per stage; SIR has no limit."""
-        return None if self.config.train.mode == "sir" else len(self.regressors)
+        # from the solver, not the config: a config passed to load() may be another run's
+        return len(self.regressors) if isinstance(self.solver, CascadeSolver) else None
 
     def initial_theta(self, n: int) -> torch.Tensor:
         """The start of every solve: theta of the mean state, ``(n, D)`` on the solver's device."""
@@ -59,22 +59,6 @@ class TrainedSolver:
             s.batch_size, theta0=None if theta0 is None else theta0.to(self.device),
             amp=self.config.train.amp, progress=progress,
         )
-
-
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A registered pretrained model's file, or an existing checkpoint path."""
-    models = plugins.components("model")
-    if str(name_or_path) in models:
-        return Path(models[str(name_or_path)].obj)
-    p = Path(name_or_path)
-    if p.is_dir():
-        p = p / "checkpoint.safetensors"
-    if not p.is_file():
-        known = ", ".join(sorted(models)) or "none registered"
-        raise CheckpointError(
-            f"{name_or_path}: neither a checkpoint file nor a pretrained model name ({known})"
-        )
-    return p
 
 
 def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu",

@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import selfiter
+from selfiter import plugins
 from selfiter.atomic import atomic_path
 from selfiter.errors import CheckpointError
 
@@ -91,3 +92,19 @@ def load_checkpoint(path: str | Path) -> CheckpointData:
         feature_shape=tuple(json.loads(meta["feature_shape"])), regressors=regs,
         parameter_model=pm,
     )
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A registered pretrained model's file, or an existing checkpoint path."""
+    models = plugins.components("model")
+    if str(name_or_path) in models:
+        return Path(models[str(name_or_path)].obj)
+    p = Path(name_or_path)
+    if p.is_dir():
+        p = p / "checkpoint.safetensors"
+    if not p.is_file():
+        known = ", ".join(sorted(models)) or "none registered"
+        raise CheckpointError(
+            f"{name_or_path}: neither a checkpoint file nor a pretrained model name ({known})"
+        )
+    return p

@@ -25,6 +25,20 @@ from selfiter.errors import ConfigError
 # --- the schema -----------------------------------------------------------------
 
 
+def bounded(default: Any, ok: typing.Callable[[Any], bool], expected: str) -> Any:
+    """A field whose values (other than ``None``) must pass ``ok``; ``expected`` says
+    what is allowed, for the error message."""
+    return field(default=default, metadata={"check": (ok, expected)})
+
+
+def _positive(default: Any) -> Any:
+    return bounded(default, lambda v: v > 0, "a number > 0")
+
+
+def _at_least(default: Any, low: int) -> Any:
+    return bounded(default, lambda v: v >= low, f"an integer >= {low}")
+
+
 @dataclass
 class ComponentConfig:
     """One component: a registered ``name`` and the keyword ``params`` of its factory."""
@@ -44,27 +58,27 @@ class TrainConfig:
     #: the problem's split to train on
     split: str = "train"
     #: optimizer steps (per stage in cascade mode)
-    steps: int = 1000
+    steps: int = _at_least(1000, 0)
     #: wall-clock budget in minutes; training stops at whichever of steps/minutes comes first
-    minutes: float | None = None
+    minutes: float | None = _positive(None)
     #: samples per optimizer step (per process under torchrun)
-    batch_size: int = 64
+    batch_size: int = _at_least(64, 1)
     #: ``adadelta`` with lr 0.1 and weight decay 1e-4 is the paper's setting
     optimizer: Literal["adadelta", "adamw", "adam", "sgd"] = "adadelta"
     #: base learning rate
-    lr: float = 0.1
+    lr: float = _positive(0.1)
     #: L2 penalty (decoupled for AdamW)
-    weight_decay: float = 1e-4
+    weight_decay: float = bounded(1e-4, lambda v: v >= 0, "a number >= 0")
     #: ``cosine`` decays to 0 over the run (steps, or minutes when that budget ends first)
     schedule: Literal["constant", "cosine"] = "constant"
     #: linear warm-up of the learning rate over this many steps
-    warmup_steps: int = 0
+    warmup_steps: int = _at_least(0, 0)
     #: loss on ``(R(x) - delta_theta*) / loss_scale``; ``l2`` is Eq. 6
     loss: Literal["l2", "l1", "smooth_l1", "wing"] = "l2"
     #: the unit the loss measures errors in (e.g. pixels per unit)
-    loss_scale: float = 1.0
+    loss_scale: float = _positive(1.0)
     #: clip the gradient norm to this value (None: no clipping)
-    grad_clip: float | None = None
+    grad_clip: float | None = _positive(None)
     #: bf16 autocast on CUDA (ignored on CPU)
     amp: bool = True
     #: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
@@ -72,19 +86,28 @@ class TrainConfig:
     #: seeds the initial weights and every step's draws
     seed: int = 0
     #: cascade mode: number of regressors
-    stages: int = 4
+    stages: int = _at_least(4, 1)
     #: write a metrics record every N steps
-    log_every: int = 50
+    log_every: int = _at_least(50, 1)
     #: validate every N steps on ``val_split`` (0: only at the end)
-    val_every: int = 0
+    val_every: int = _at_least(0, 0)
     #: split to validate on (None: no validation)
     val_split: str | None = None
     #: at most this many validation samples (None: all)
-    val_max: int | None = 256
+    val_max: int | None = _at_least(256, 1)
     #: write a resumable checkpoint every N steps (and always at the end)
-    checkpoint_every: int = 500
+    checkpoint_every: int = _at_least(500, 1)
     #: torch CPU threads (None: torch's default)
-    num_threads: int | None = None
+    num_threads: int | None = _at_least(None, 1)
+    #: start from this checkpoint's weights and fitted parameter model instead of
+    #: fresh ones (a path, run folder or pretrained model name; None: fresh): fine-tuning
+    init: str | None = None
+    #: SIR mode: the share of each batch whose sampled states are first moved by the
+    #: regressor being trained, 1 to ``trajectory_steps`` times, so that it also
+    #: learns from the states its own iterations reach (0: the paper's sampling only)
+    trajectory: float = bounded(0.0, lambda v: 0 <= v <= 1, "a share in [0, 1]")
+    #: the most steps a ``trajectory`` sample is moved before it is trained on
+    trajectory_steps: int = _at_least(3, 1)
 
 
 @dataclass
@@ -92,11 +115,11 @@ class SolverConfig:
     """How a trained solver is applied (Algorithm 2)."""
 
     #: K, the number of times the regressor is applied
-    iterations: int = 4
+    iterations: int = _at_least(4, 0)
     #: stop a sample once its step's RMS is below ``tol`` (0: always run all iterations)
-    tol: float = 0.0
+    tol: float = bounded(0.0, lambda v: v >= 0, "a number >= 0")
     #: samples solved at once
-    batch_size: int = 256
+    batch_size: int = _at_least(256, 1)
 
 
 @dataclass
@@ -183,6 +206,9 @@ def config_from_dict(
         comp.params = _check_params(
             kind, comp, f"{section}", source, base, overridden, CORE_SUPPLIED.get(section, set())
         )
+    if cfg.train.mode == "cascade" and cfg.train.trajectory > 0:
+        raise ConfigError(f"{source}: train.trajectory: applies to mode 'sir' only (a cascade "
+                          f"stage already trains on the states of the stages before it)")
     if cfg.evaluate.checkpoint is not None and "evaluate.checkpoint" not in overridden:
         candidate = base / cfg.evaluate.checkpoint
         if candidate.exists():
@@ -312,7 +338,12 @@ def _build(cls: type, value: Any, prefix: str, source: str) -> Any:
         v = value[name]
         if dataclasses.is_dataclass(hints[name]) and v is None:
             v = {}
-        kwargs[name] = _coerce(hints[name], v, key, source)
+        v = _coerce(hints[name], v, key, source)
+        if "check" in f.metadata and v is not None:
+            ok, expected = f.metadata["check"]
+            if not ok(v):
+                raise ConfigError(f"{source}: {key}: expected {expected}, got {v!r}")
+        kwargs[name] = v
     return cls(**kwargs)
 
 

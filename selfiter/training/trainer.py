@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from selfiter.atomic import atomic_path, write_text
 from selfiter.build import Components, build_components, resolve_device
-from selfiter.checkpoint import CheckpointData, save_checkpoint
+from selfiter.checkpoint import CheckpointData, load_checkpoint, resolve_checkpoint, save_checkpoint
 from selfiter.config import Config, config_from_dict
 from selfiter.errors import CheckpointError, ConfigError
 from selfiter.evaluation import solve_batched
-from selfiter.interfaces import ProblemData, Regressor
+from selfiter.interfaces import FeatureExtractor, ParameterModel, ProblemData, Regressor
 from selfiter.solver import CascadeSolver, IterativeSolver, SIRSolver
 from selfiter.training import distributed
 from selfiter.training.log import MetricsLog
@@ -89,8 +89,11 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
         write_text(run / "config.yaml", cfg.to_yaml())
     parts = build_components(cfg)
     train_data = parts.problem.load(t.split)
+    init = _initial_weights(cfg) if state is None and t.init is not None else None
     if state is not None:
         parts.parameter_model.load_state_dict(state["parameter_model"])
+    elif init is not None:
+        parts.parameter_model.load_state_dict(init.parameter_model)
     else:
         parts.parameter_model.fit_data(train_data.theta_gt)
     data = train_data.to(device)
@@ -103,6 +106,13 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
         torch.manual_seed(t.seed)
         regs = [parts.make_regressor(feature_shape).to(device) for _ in range(n_stages)]
     start_stage, start_step, elapsed = 0, 0, 0.0
+    if init is not None:
+        for r, sd in zip(regs, init.regressors):
+            try:
+                r.load_state_dict(sd)
+            except RuntimeError as exc:
+                raise CheckpointError(f"train.init: {t.init}: weights do not fit regressor "
+                                      f"{cfg.regressor.name!r}: {str(exc).splitlines()[0]}") from None
     if state is not None:
         for r, sd in zip(regs, state["regressors"]):
             r.load_state_dict(sd)
@@ -147,8 +157,8 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
             progress_frac = max(step / t.steps, spent / budget if budget else 0.0)
             for group in opt.param_groups:
                 group["lr"] = t.lr * lr_factor(t, progress_frac, step)
-            loss = _train_step(parts, data, regs[:stage], net, step, stage, seed, device, loss_fn,
-                               opt, cfg)
+            loss = train_step(parts, data, regs[:stage], reg, net, step, stage, seed, device,
+                               loss_fn, opt, cfg)
             step += 1
             window_n += t.batch_size * world.size
             bar.update(1)
@@ -156,6 +166,7 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
                 now = time.perf_counter()
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
+                loss = float(loss)  # the only host sync of a step, once per log_every
                 rec = {"stage": stage, "step": step, "loss": loss, "lr": opt.param_groups[0]["lr"],
                        "samples_per_s": rate, "elapsed_s": stage_elapsed + now - t0}
                 if val is not None and t.val_every and step % t.val_every == 0:
@@ -179,10 +190,13 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
     return run / CHECKPOINT_FILE
 
 
-def _train_step(parts: Components, data: ProblemData, frozen: list[Regressor], net: torch.nn.Module,
-                step: int, stage: int, seed: int, device: torch.device, loss_fn,
-                opt: torch.optim.Optimizer, cfg: Config) -> float:
-    """One step of Eq. 6 on a fresh batch; ``frozen`` are the earlier cascade stages."""
+def train_step(parts: Components, data: ProblemData, frozen: list[Regressor], current: Regressor,
+                net: torch.nn.Module, step: int, stage: int, seed: int, device: torch.device,
+                loss_fn, opt: torch.optim.Optimizer, cfg: Config) -> torch.Tensor:
+    """One step of Eq. 6 on a fresh batch; returns the loss, detached, without a host sync.
+
+    ``frozen`` are the earlier cascade stages; ``current`` is the regressor being
+    trained and ``net`` the same one as the step calls it (wrapped under DDP)."""
     t = cfg.train
     g = step_generator(seed, stage, step, device)
     idx = torch.randint(len(data), (t.batch_size,), generator=g, device=device)  # (B,)
@@ -194,6 +208,9 @@ def _train_step(parts: Components, data: ProblemData, frozen: list[Regressor], n
         with _autocast(device, t.amp):
             for prev in frozen:  # cascade: train stage k on the states stages < k produce
                 theta = theta + prev(parts.extractor.features(inputs, theta)).float()
+            if t.trajectory > 0:
+                theta = along_trajectory(current, parts.extractor, model, inputs, theta, theta_gt,
+                                         g, t.trajectory, t.trajectory_steps)
     target = model.difference(theta_gt, theta)  # (B, D), Algorithm 1 line 7
     with _autocast(device, t.amp):
         pred = net(parts.extractor.features(inputs, theta))
@@ -203,7 +220,56 @@ def _train_step(parts: Components, data: ProblemData, frozen: list[Regressor], n
     if t.grad_clip:
         torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
     opt.step()
-    return float(loss.detach())
+    return loss.detach()
+
+
+def along_trajectory(reg: Regressor, extractor: FeatureExtractor, model: ParameterModel,
+                     inputs: torch.Tensor, theta: torch.Tensor, theta_gt: torch.Tensor,
+                     g: torch.Generator, share: float, max_steps: int) -> torch.Tensor:
+    """Move a random ``share`` of the states ``theta: (B, D)`` by 1 to ``max_steps``
+    iterations of ``reg`` (uniformly many), as the solver would; the rest stay as sampled.
+
+    Sampling around the mean and the truth alone never shows the regressor the
+    states its own iterations reach, and on those its errors compound; trained on
+    them too, it learns to correct its own steps. A move is kept only while it
+    leaves the state no farther from the truth ``theta_gt: (B, D)`` than it was
+    sampled: early in training the regressor's steps go anywhere, and states far
+    outside the sampled range (a curve's decay turned into growth, say) give
+    targets that swamp the loss.
+    """
+    b = theta.shape[0]
+    moved = torch.rand(b, generator=g, device=theta.device) < share  # (B,)
+    steps = torch.randint(1, max_steps + 1, (b,), generator=g, device=theta.device) * moved  # (B,)
+    theta = theta.clone()
+    s_gt, s_std = model.fit(theta_gt), model.s_std().to(theta)  # (B, P), (P,)
+
+    def distance(th: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
+        # in the sampler's units (s.d. of S per dimension), so no one dimension's unit rules
+        return ((model.fit(th) - s_gt[rows]) / s_std).pow(2).sum(1)  # (A,)
+
+    limit = distance(theta, slice(None))  # (B,) as sampled
+    for k in range(max_steps):
+        idx = (steps > k).nonzero(as_tuple=True)[0]  # (A,) the states still moving
+        if idx.numel() == 0:
+            break
+        old = theta[idx]  # (A, D)
+        new = old + reg(extractor.features(inputs[idx], old)).float()
+        dist = distance(new, idx)
+        keep = torch.isfinite(dist) & (dist <= limit[idx])  # NaN/inf fail the comparison too
+        theta[idx] = torch.where(keep[:, None], new, old)
+    return theta
+
+
+def _initial_weights(cfg: Config) -> CheckpointData:
+    """The checkpoint ``train.init`` names, checked against the run's mode and stages."""
+    t = cfg.train
+    ckpt = load_checkpoint(resolve_checkpoint(t.init))
+    n_stages = 1 if t.mode == "sir" else t.stages
+    if ckpt.mode != t.mode or len(ckpt.regressors) != n_stages:
+        raise CheckpointError(f"train.init: {t.init}: holds a {ckpt.mode} solver with "
+                              f"{len(ckpt.regressors)} regressor(s); this run trains {t.mode} "
+                              f"with {n_stages}")
+    return ckpt
 
 
 def _validation_data(parts: Components, cfg: Config, device: torch.device) -> ProblemData | None:

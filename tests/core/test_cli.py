@@ -35,6 +35,19 @@ def test_train_evaluate_describe(tmp_path, capsys):
     assert "split test: 256 samples" in text
 
 
+def test_a_cascade_is_evaluated_for_at_most_its_stages_whatever_the_config(tmp_path, capsys):
+    cascade = write_config(tmp_path, mode="cascade", stages=2, steps=5)
+    run = tmp_path / "cr"
+    assert main(["train", str(cascade), "-o", str(run), "--no-progress"]) == 0
+    sir = tmp_path / "sir.yaml"  # another run's config, SIR with 3 iterations
+    sir.write_text(yaml.safe_dump(toy_config()))
+    assert main(["evaluate", str(sir), "--checkpoint", str(run), "--split", "test"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "selfiter: error: solver.iterations=3: a cascade of 2 stages runs at most 2"
+    assert main(["evaluate", str(sir), "--checkpoint", str(run), "--split", "test",
+                 "--iterations", "2"]) == 0
+
+
 def test_config_errors_exit_2_with_one_line(tmp_path, capsys):
     cfg = write_config(tmp_path)
     assert main(["train", str(cfg), "--set", "train.lr=fast"]) == 2

@@ -37,6 +37,12 @@ def test_valid_config_round_trips(tmp_path):
         (lambda c: c["sampler"].update(name="nope"), "sampler.name: no sampler named 'nope'; registered: gaussian_union"),
         (lambda c: c["parameter_model"].update(params={}), "parameter_model.params.names: missing"),
         (lambda c: c["regressor"]["params"].update(theta_dim=3), "regressor.params.theta_dim: unknown parameter"),
+        (lambda c: c["train"].update(batch_size=0), "train.batch_size: expected an integer >= 1, got 0"),
+        (lambda c: c["train"].update(lr=-0.1), "train.lr: expected a number > 0, got -0.1"),
+        (lambda c: c["train"].update(grad_clip=0), "train.grad_clip: expected a number > 0, got 0.0"),
+        (lambda c: c["train"].update(trajectory=1.5), "train.trajectory: expected a share in [0, 1], got 1.5"),
+        (lambda c: c["train"].update(mode="cascade", trajectory=0.5), "train.trajectory: applies to mode 'sir' only"),
+        (lambda c: c["solver"].update(iterations=-1), "solver.iterations: expected an integer >= 0, got -1"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path, mutate, expected):

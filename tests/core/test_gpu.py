@@ -47,3 +47,22 @@ def test_face_features_and_lan_on_cuda_match_cpu():
 def test_bf16_autocast_training_step_runs(tmp_path):
     cfg = config_from_dict(toy_config(device="cuda", steps=20, amp=True))
     assert train(cfg, tmp_path / "amp", progress=False).is_file()
+
+
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16"])
+def test_lan_bmm_path_on_cuda_matches_the_grouped_reference_on_cpu(amp):
+    from face_landmarks.networks import LandmarksAttentionNetwork
+
+    torch.manual_seed(0)
+    ref = LandmarksAttentionNetwork((68, 3, 57, 57), 136, output_scale=10.0).eval()
+    fast = LandmarksAttentionNetwork((68, 3, 57, 57), 136, output_scale=10.0, impl="bmm")
+    fast.load_state_dict(ref.state_dict())
+    fast = fast.cuda().eval()
+    x = torch.rand(64, 68, 3, 57, 57, generator=torch.Generator().manual_seed(0)) - 0.5
+    with torch.no_grad():
+        expected = ref(x)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            got = fast(x.cuda()).float().cpu()
+    # fp32: TF32 may be on for matmuls; bf16: 8 bits of mantissa through three layers
+    tol = 2e-2 if amp else 1e-3
+    torch.testing.assert_close(got, expected, atol=tol * float(expected.abs().max()), rtol=0)

@@ -38,21 +38,22 @@ def _weights(path):
     return load_file(str(path))
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    cfg = config_from_dict(toy_config(steps=200, checkpoint_every=50))
+@pytest.mark.parametrize("trajectory", [0.0, 0.5], ids=["sampled", "trajectory"])
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, trajectory):
+    cfg = config_from_dict(toy_config(steps=200, checkpoint_every=50, trajectory=trajectory))
     full = train(cfg, tmp_path / "full", progress=False)
 
-    real_step = trainer._train_step
+    real_step = trainer.train_step
 
-    def dying_step(parts, data, regs, stage, step, *a, **k):
+    def dying_step(parts, data, frozen, current, net, step, *a, **k):
         if step == 130:
             raise KeyboardInterrupt
-        return real_step(parts, data, regs, stage, step, *a, **k)
+        return real_step(parts, data, frozen, current, net, step, *a, **k)
 
-    monkeypatch.setattr(trainer, "_train_step", dying_step)
+    monkeypatch.setattr(trainer, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(trainer, "_train_step", real_step)
+    monkeypatch.setattr(trainer, "train_step", real_step)
     assert torch.load(tmp_path / "cut" / "trainer_state.pt", weights_only=False)["step"] == 100
     resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
     a, b = _weights(full), _weights(resumed)
@@ -121,3 +122,35 @@ def test_half_precision_checkpoint_loads_as_float32(tmp_path):
     back = load_checkpoint(tmp_path / "half.safetensors")
     for k, v in data.regressors[0].items():
         torch.testing.assert_close(back.regressors[0][k], v, atol=2e-3, rtol=2e-3)
+
+
+def test_init_starts_from_a_checkpoints_weights_and_parameter_model(tmp_path):
+    base = train(config_from_dict(toy_config(steps=100)), tmp_path / "base", progress=False)
+    # one SGD step at a negligible rate: the fine-tuned weights are the ones it started from
+    cfg = config_from_dict(toy_config(steps=1, init=str(base), optimizer="sgd", lr=1e-12))
+    tuned = train(cfg, tmp_path / "tuned", progress=False)
+    a, b = load_checkpoint(base), load_checkpoint(tuned)
+    for k, v in a.regressors[0].items():
+        torch.testing.assert_close(b.regressors[0][k], v, rtol=0, atol=1e-9)
+    for k, v in a.parameter_model.items():
+        torch.testing.assert_close(b.parameter_model[k], v, rtol=0, atol=0)
+    fresh = train(config_from_dict(toy_config(steps=1, optimizer="sgd", lr=1e-12)),
+                  tmp_path / "fresh", progress=False)
+    w = "net.0.weight" if "net.0.weight" in a.regressors[0] else next(iter(a.regressors[0]))
+    assert not torch.allclose(load_checkpoint(fresh).regressors[0][w], a.regressors[0][w])
+
+
+def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path):
+    cascade = train(config_from_dict(toy_config(mode="cascade", stages=2, steps=5)),
+                    tmp_path / "cascade", progress=False)
+    with pytest.raises(CheckpointError, match=r"train.init: .*holds a cascade solver with 2 "
+                                              r"regressor\(s\); this run trains sir with 1"):
+        train(config_from_dict(toy_config(init=str(cascade))), tmp_path / "a", progress=False)
+    with pytest.raises(CheckpointError, match="nothere: neither a checkpoint file nor a pretrained"):
+        train(config_from_dict(toy_config(init=str(tmp_path / "nothere"))), tmp_path / "b",
+              progress=False)
+    wide = config_from_dict(toy_config(init=str(cascade)))
+    wide.regressor.params["hidden"] = [64]
+    wide.train.mode, wide.train.stages = "cascade", 2
+    with pytest.raises(CheckpointError, match="train.init: .*weights do not fit regressor 'mlp'"):
+        train(wide, tmp_path / "c", progress=False)

@@ -1,0 +1,169 @@
+"""Several trained runs of one problem, scored after every iteration on the same split.
+
+The paper's comparisons are all of this shape -- SIR against the cascade
+(Table 4, Fig. 7: error and model memory per iteration count), LAN against
+SIR-Stack (Fig. 6), the sigma sweep (Fig. 8) -- so one script serves them:
+give each run a label, get one table (metric per iteration, the parameters and
+memory of the model, the samples it was trained on) and one plot of the metric
+against the iteration.
+
+    python benchmarks/compare_runs.py examples/face300w.yaml --split common \\
+        --set problem.params.data_root=../shared/data/300w \\
+        --run "SIR, LAN=runs/sir" --run "cascade, 4 stages=runs/cr" \\
+        --title "SIR vs cascaded regression" --out docs/results/face300w_comparisons.md \\
+        --plot docs/results/sir_vs_cr.png
+
+A cascade is scored up to its number of stages (it has no regressor for more).
+The config supplies the problem and its data; each run's own checkpoint
+supplies everything that must match its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from common import command_line, machine, write_section
+
+from selfiter.api import from_checkpoint_data
+from selfiter.build import build_problem
+from selfiter.checkpoint import load_checkpoint, resolve_checkpoint
+from selfiter.config import config_from_dict, load_config
+from selfiter.evaluation import score
+
+
+@dataclass
+class Scored:
+    label: str
+    source: str
+    mode: str
+    regressor: str
+    n_params: int
+    samples: int
+    minutes: float | None
+    per_iteration: list[dict[str, float]]  # [k] = metrics after k iterations
+
+
+def parse_run(text: str) -> tuple[str, str]:
+    label, sep, path = text.rpartition("=")
+    if not sep or not label or not path:
+        raise SystemExit(f"--run {text!r}: expected LABEL=CHECKPOINT")
+    return label, path
+
+
+def training_minutes(source: str) -> float | None:
+    """Wall-clock minutes of the run, from the ``metrics.jsonl`` beside its checkpoint."""
+    log = Path(source).parent / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    elapsed = [json.loads(line).get("elapsed_s") for line in log.read_text().splitlines() if line]
+    elapsed = [e for e in elapsed if e is not None]
+    return elapsed[-1] / 60 if elapsed else None
+
+
+def score_run(label: str, name_or_path: str, cfg, split: str, iterations: int,
+              device: str) -> Scored:
+    path = resolve_checkpoint(name_or_path)
+    ckpt = load_checkpoint(path)
+    own = config_from_dict(yaml.safe_load(ckpt.config_yaml), source=str(path))  # as trained
+    model = from_checkpoint_data(ckpt, device, str(path), config=cfg)  # scored on cfg's problem
+    data = model.problem.load(split)
+    k = iterations if model.max_iterations is None else min(iterations, model.max_iterations)
+    ev = score(model.problem, data.to(model.device), model.solve(data.inputs, iterations=k), split)
+    return Scored(
+        label=label, source=str(path), mode=ckpt.mode, regressor=own.regressor.name,
+        n_params=sum(p.numel() for r in model.regressors for p in r.parameters()),
+        samples=ckpt.step * len(ckpt.regressors) * own.train.batch_size,
+        minutes=training_minutes(str(path)), per_iteration=ev.per_iteration,
+    )
+
+
+def table(runs: list[Scored], metric: str, iterations: int) -> str:
+    its = list(range(1, iterations + 1))
+    head = ("| run | mode | regressor | parameters | fp32 MB | samples | minutes | "
+            + " | ".join(f"{metric} @{k}" for k in its) + " | best (iteration) |")
+    lines = [head, "|---|---|---|---:|---:|---:|---:|" + "---:|" * len(its) + "---:|"]
+    for r in runs:
+        vals = [r.per_iteration[k][metric] if k < len(r.per_iteration) else None for k in its]
+        cells = ["" if v is None else f"{v:.3f}" for v in vals]
+        done = [(v, k) for v, k in zip(vals, its) if v is not None]
+        best, at = min(done)
+        minutes = "" if r.minutes is None else f"{r.minutes:.1f}"
+        lines.append(f"| {r.label} | {r.mode} | {r.regressor} | {r.n_params:,} | "
+                     f"{r.n_params * 4 / 2**20:.1f} | {r.samples:,} | {minutes} | "
+                     + " | ".join(cells) + f" | {best:.3f} ({at}) |")
+    return "\n".join(lines)
+
+
+def plot(runs: list[Scored], metric: str, title: str, path: str) -> None:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from selfiter.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in runs:
+        ks = list(range(1, len(r.per_iteration)))
+        ax.plot(ks, [r.per_iteration[k][metric] for k in ks], marker="o", label=r.label)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("config", help="supplies the problem (and its data) the runs are scored on")
+    p.add_argument("--run", action="append", required=True, metavar="LABEL=CHECKPOINT",
+                   help="a labelled checkpoint, run folder or model name; repeat per run")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[])
+    p.add_argument("--split", help="default: evaluate.split of the config")
+    p.add_argument("--iterations", type=int, default=8)
+    p.add_argument("--metric", help="the metric tabled and plotted (default: the problem's first)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--title", default="Runs compared")
+    p.add_argument("--out", help="write the table as a section (named by --title) of this page")
+    p.add_argument("--plot", help="write the metric-per-iteration plot here (PNG)")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    split = args.split or cfg.evaluate.split
+    runs = []
+    for text in args.run:
+        label, ckpt = parse_run(text)
+        runs.append(score_run(label, ckpt, cfg, split, args.iterations, args.device))
+        print(f"scored {label}", file=sys.stderr, flush=True)
+    metric = args.metric or next(iter(runs[0].per_iteration[0]))
+    text = table(runs, metric, args.iterations)
+    print(text)
+    if args.plot:
+        plot(runs, metric, args.title, args.plot)
+    if args.out:
+        n = len(build_problem(cfg).load(split))
+        image = f"\n\n![{args.title}]({Path(args.plot).name})" if args.plot else ""
+        body = (f"Command: `{command_line(__file__, argv)}`\n\nMachine: {machine()}"
+                f"{', ' + torch.cuda.get_device_name() if args.device.startswith('cuda') else ''}.\n\n"
+                f"{metric} on the {n} samples of the `{split}` split after each iteration, from "
+                f"the mean start. Samples: optimizer steps x batch size (x stages).\n\n"
+                f"{text}{image}\n")
+        write_section(args.out, args.title, body, "Comparisons")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
