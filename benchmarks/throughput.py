@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     k = args.iterations or cfg.solver.iterations
     loss_fn = make_loss(cfg.train.loss, cfg.train.loss_scale)
     opt = make_optimizer(reg.parameters(), cfg.train)
+    # train.compile=true: both the training step and the solver's regressor compiled
+    net = torch.compile(reg) if cfg.train.compile else reg
     amp = cfg.train.amp
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {where} | {machine()} | threads {torch.get_num_threads()}")
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         counter = iter(range(10**9))
 
         def step():
-            train_step(parts, data, [], reg, reg, next(counter), 0, 0, device, loss_fn, opt, step_cfg)
+            train_step(parts, data, [], reg, net, next(counter), 0, 0, device, loss_fn, opt, step_cfg)
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         tf = 3 * flops_fwd * b / sec / 1e12
         rows.append(("train", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
     reg.eval()
-    solver = make_solver("sir", parts.extractor, [reg])
+    solver = make_solver("sir", parts.extractor, [net])
     for b in args.infer_batch:
         x, _ = batch(b)
         theta0 = initial_theta(model, b, device)

@@ -97,6 +97,9 @@ class TrainConfig:
     val_max: int | None = _at_least(256, 1)
     #: write a resumable checkpoint every N steps (and always at the end)
     checkpoint_every: int = _at_least(500, 1)
+    #: run the training forward and backward through ``torch.compile`` (the first
+    #: steps then take the compile time: seconds to minutes)
+    compile: bool = False
     #: torch CPU threads (None: torch's default)
     num_threads: int | None = _at_least(None, 1)
     #: start from this checkpoint's weights and fitted parameter model instead of

@@ -68,6 +68,14 @@ class BoxCalibration:
         half = self.scale * side / 2
         return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
 
+    def invert(self, boxes: np.ndarray) -> np.ndarray:
+        """The square detector boxes that :meth:`apply` maps onto landmark ``boxes: (N, 4)``."""
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / self.scale
+        cx = (b[:, 0] + b[:, 2]) / 2 - self.dx * side
+        cy = (b[:, 1] + b[:, 3]) / 2 - self.dy * side
+        return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
+
     @classmethod
     def load(cls, path: str | Path) -> "BoxCalibration":
         """Read a calibration written by :meth:`save` (extra keys, such as the fit's

@@ -141,6 +141,8 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
         reg = regs[stage]
         reg.train()
         net = world.wrap(reg, device)
+        if t.compile:  # the training forward and backward only; weights stay those of reg
+            net = torch.compile(net)
         opt = make_optimizer(reg.parameters(), t)
         first = start_step if stage == start_stage else 0
         if state is not None and stage == start_stage:

@@ -154,3 +154,14 @@ def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path):
     wide.train.mode, wide.train.stages = "cascade", 2
     with pytest.raises(CheckpointError, match="train.init: .*weights do not fit regressor 'mlp'"):
         train(wide, tmp_path / "c", progress=False)
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_run(tmp_path):
+    eager = train(config_from_dict(toy_config(steps=20)), tmp_path / "eager", progress=False)
+    compiled = train(config_from_dict(toy_config(steps=20, compile=True)), tmp_path / "compiled",
+                     progress=False)
+    a, b = load_checkpoint(eager).regressors[0], load_checkpoint(compiled).regressors[0]
+    assert a.keys() == b.keys()  # the plain module's weights, no compile wrapper in the names
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)

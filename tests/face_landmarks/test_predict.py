@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from face_landmarks.data.dataset import decode_image, load_faces
@@ -132,6 +134,17 @@ def test_calibration_apply_moves_and_scales_squares():
     cal = BoxCalibration(dx=0.1, dy=-0.2, scale=2.0)
     np.testing.assert_allclose(cal.apply(np.array([[0.0, 0.0, 10.0, 10.0]])),
                                [[-4.0, -7.0, 16.0, 13.0]])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-0.5, 0.5), st.floats(-0.5, 0.5), st.floats(0.2, 5.0),
+       st.lists(st.tuples(st.floats(-500, 500), st.floats(-500, 500), st.floats(1, 400)),
+                min_size=1, max_size=5))
+def test_calibration_invert_undoes_apply_on_squares(dx, dy, scale, squares):
+    cal = BoxCalibration(dx, dy, scale)
+    boxes = np.array([[x, y, x + s, y + s] for x, y, s in squares])
+    np.testing.assert_allclose(cal.apply(cal.invert(boxes)), boxes, atol=1e-9, rtol=1e-9)
+    np.testing.assert_allclose(cal.invert(cal.apply(boxes)), boxes, atol=1e-9, rtol=1e-9)
 
 
 def test_calibrated_boxes_match_landmark_boxes_on_training_faces(data_300w):
