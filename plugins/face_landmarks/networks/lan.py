@@ -37,13 +37,19 @@ def conv_trunk(in_ch: int, widths: tuple[int, int, int], groups: int) -> nn.Sequ
     def pool() -> nn.MaxPool2d:
         return nn.MaxPool2d(2, ceil_mode=True)
 
+    def relu() -> nn.ReLU:
+        # in place: the first maps are 68 x 16 x 57 x 57 per face, and writing a second
+        # copy costs memory bandwidth (on 2 CPU cores training ran 12% and batch-32
+        # inference 19% faster); convolution backward needs no output, so it is safe
+        return nn.ReLU(inplace=True)
+
     def same() -> nn.ZeroPad2d:  # explicit: Conv2d's padding="same" warns for even kernels
         return nn.ZeroPad2d((0, 1, 0, 1))
 
     return nn.Sequential(
-        nn.Conv2d(in_ch, w1, 3, padding=1, groups=groups), nn.ReLU(), pool(),
-        same(), nn.Conv2d(w1, w2, 2, groups=groups), nn.ReLU(), pool(),
-        same(), nn.Conv2d(w2, w3, 2, groups=groups), nn.ReLU(), pool(),
+        nn.Conv2d(in_ch, w1, 3, padding=1, groups=groups), relu(), pool(),
+        same(), nn.Conv2d(w1, w2, 2, groups=groups), relu(), pool(),
+        same(), nn.Conv2d(w2, w3, 2, groups=groups), relu(), pool(),
     )
 
 
