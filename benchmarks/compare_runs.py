@@ -31,7 +31,6 @@ import yaml
 from common import command_line, machine, write_section
 
 from selfiter.api import from_checkpoint_data
-from selfiter.build import build_problem
 from selfiter.checkpoint import load_checkpoint, resolve_checkpoint
 from selfiter.config import config_from_dict, load_config
 from selfiter.evaluation import score
@@ -46,6 +45,7 @@ class Scored:
     n_params: int
     samples: int
     minutes: float | None
+    n: int  # samples scored
     per_iteration: list[dict[str, float]]  # [k] = metrics after k iterations
 
 
@@ -79,7 +79,7 @@ def score_run(label: str, name_or_path: str, cfg, split: str, iterations: int,
         label=label, source=str(path), mode=ckpt.mode, regressor=own.regressor.name,
         n_params=sum(p.numel() for r in model.regressors for p in r.parameters()),
         samples=ckpt.step * len(ckpt.regressors) * own.train.batch_size,
-        minutes=training_minutes(str(path)), per_iteration=ev.per_iteration,
+        minutes=training_minutes(str(path)), n=ev.n, per_iteration=ev.per_iteration,
     )
 
 
@@ -154,11 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(runs, metric, args.title, args.plot)
     if args.out:
-        n = len(build_problem(cfg).load(split))
         image = f"\n\n![{args.title}]({Path(args.plot).name})" if args.plot else ""
         body = (f"Command: `{command_line(__file__, argv)}`\n\nMachine: {machine()}"
                 f"{', ' + torch.cuda.get_device_name() if args.device.startswith('cuda') else ''}.\n\n"
-                f"{metric} on the {n} samples of the `{split}` split after each iteration, from "
+                f"{metric} on the {runs[0].n} samples of the `{split}` split after each iteration, from "
                 f"the mean start. Samples: optimizer steps x batch size (x stages).\n\n"
                 f"{text}{image}\n")
         write_section(args.out, args.title, body, "Comparisons")

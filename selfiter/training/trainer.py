@@ -265,7 +265,10 @@ def along_trajectory(reg: Regressor, extractor: FeatureExtractor, model: Paramet
 def _initial_weights(cfg: Config) -> CheckpointData:
     """The checkpoint ``train.init`` names, checked against the run's mode and stages."""
     t = cfg.train
-    ckpt = load_checkpoint(resolve_checkpoint(t.init))
+    try:
+        ckpt = load_checkpoint(resolve_checkpoint(t.init))
+    except CheckpointError as exc:  # say which key named it
+        raise CheckpointError(f"train.init: {exc}") from None
     n_stages = 1 if t.mode == "sir" else t.stages
     if ckpt.mode != t.mode or len(ckpt.regressors) != n_stages:
         raise CheckpointError(f"train.init: {t.init}: holds a {ckpt.mode} solver with "

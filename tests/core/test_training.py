@@ -146,7 +146,7 @@ def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"train.init: .*holds a cascade solver with 2 "
                                               r"regressor\(s\); this run trains sir with 1"):
         train(config_from_dict(toy_config(init=str(cascade))), tmp_path / "a", progress=False)
-    with pytest.raises(CheckpointError, match="nothere: neither a checkpoint file nor a pretrained"):
+    with pytest.raises(CheckpointError, match="train.init: .*nothere: neither a checkpoint file nor a pretrained"):
         train(config_from_dict(toy_config(init=str(tmp_path / "nothere"))), tmp_path / "b",
               progress=False)
     wide = config_from_dict(toy_config(init=str(cascade)))
