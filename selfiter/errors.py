@@ -23,3 +23,7 @@ class PluginError(SelfiterError):
 
 class CheckpointError(SelfiterError):
     """A checkpoint that is missing, corrupt, or does not fit the config."""
+
+
+class TrainingError(SelfiterError):
+    """Training that cannot go on, e.g. a loss that became NaN or infinite."""

@@ -8,6 +8,14 @@ from curve_fit.signal import damped_sine, time_grid
 from selfiter.interfaces import FeatureExtractor
 
 
+#: |f(theta)| is capped here in the features. A curve that grows (``l < 0``) overflows
+#: float32 once ``-l t_max`` passes about 88, and a cascade's early stages or a bad
+#: step can reach such states; the network then sees inf and trains to NaN. Every
+#: curve of the parameter box stays below 2 and the samplers' widest draws below
+#: about 1e4, so the cap changes no feature that training can draw on purpose.
+CURVE_LIMIT = 1e6
+
+
 class ResidualFeatures(FeatureExtractor):
     """``inputs: (B, T)`` noisy curves, ``theta: (B, 4) -> (B, F)``.
 
@@ -21,7 +29,8 @@ class ResidualFeatures(FeatureExtractor):
     ``p`` and ``p + 2 pi``, ``(a, p)`` and ``(-a, p + pi)``, ``(w, p)`` and
     ``(-w, pi - p)`` -- yet the step to the truth differs between them, so
     without ``theta`` a start that crosses to ``w < 0`` or ``a < 0`` is given
-    the step of its mirror image and runs away.
+    the step of its mirror image and runs away. The curve is capped at
+    ``+-CURVE_LIMIT`` so that every finite state gives finite features.
 
     ``t_points`` and ``t_max`` (s) must be the problem's.
     """
@@ -34,6 +43,9 @@ class ResidualFeatures(FeatureExtractor):
 
     def features(self, inputs: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         curve = damped_sine(theta, self.t.to(theta.device))  # (B, T)
+        # inf * sin(0) is NaN: map it to 0 (the overflowing curve crosses zero there)
+        curve = torch.nan_to_num(curve, nan=0.0, posinf=CURVE_LIMIT, neginf=-CURVE_LIMIT)
+        curve = curve.clamp(-CURVE_LIMIT, CURVE_LIMIT)
         parts = [inputs.to(curve) - curve]
         if self.with_curve:
             parts.append(curve)

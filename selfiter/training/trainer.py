@@ -9,6 +9,7 @@ with the same weights.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from selfiter.atomic import atomic_path, write_text
 from selfiter.build import Components, build_components, resolve_device
 from selfiter.checkpoint import CheckpointData, load_checkpoint, resolve_checkpoint, save_checkpoint
 from selfiter.config import Config, config_from_dict
-from selfiter.errors import CheckpointError, ConfigError
+from selfiter.errors import CheckpointError, ConfigError, TrainingError
 from selfiter.evaluation import solve_batched
 from selfiter.interfaces import FeatureExtractor, ParameterModel, ProblemData, Regressor
 from selfiter.solver import CascadeSolver, IterativeSolver, SIRSolver
@@ -123,7 +124,16 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
     budget = t.minutes * 60.0 / n_stages if t.minutes is not None else None
     seed = t.seed + 7919 * world.rank  # each rank its own draws
 
+    def diverged(stage: int, step: int, what: str) -> TrainingError:
+        where = f"step {step}" if n_stages == 1 else f"stage {stage + 1}/{n_stages}, step {step}"
+        return TrainingError(
+            f"training diverged: {what} at {where}; {run} keeps the last checkpoint from before "
+            "(try a lower train.lr, train.grad_clip, or a narrower sampler)")
+
     def save(stage: int, step: int, opt: torch.optim.Optimizer, spent: float) -> None:
+        # a NaN between two log lines must not overwrite the last good checkpoint
+        if not all(bool(torch.isfinite(p).all()) for r in regs for p in r.parameters()):
+            raise diverged(stage, step, "the weights are no longer finite")
         if world.is_main:
             with atomic_path(run / STATE_FILE) as tmp:
                 torch.save({
@@ -164,11 +174,14 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
             step += 1
             window_n += t.batch_size * world.size
             bar.update(1)
+            if step % t.log_every == 0 or step == t.steps:
+                loss = float(loss)  # the only host sync of a step, once per log_every
+                if world.any(not math.isfinite(loss), device):  # every rank stops together
+                    raise diverged(stage, step, f"the loss is {loss}")
             if log is not None and (step % t.log_every == 0 or step == t.steps):
                 now = time.perf_counter()
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
-                loss = float(loss)  # the only host sync of a step, once per log_every
                 rec = {"stage": stage, "step": step, "loss": loss, "lr": opt.param_groups[0]["lr"],
                        "samples_per_s": rate, "elapsed_s": stage_elapsed + now - t0}
                 if val is not None and t.val_every and step % t.val_every == 0:

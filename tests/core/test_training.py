@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import selfiter
 from selfiter.checkpoint import load_checkpoint
 from selfiter.config import config_from_dict
-from selfiter.errors import CheckpointError, ConfigError
+from selfiter.errors import CheckpointError, ConfigError, TrainingError
 from selfiter.evaluation import score
 from selfiter.training import train, trainer
 from tests.core.toy_plugin import toy_config
@@ -95,6 +95,24 @@ def test_time_budget_stops_training(tmp_path):
     cfg = config_from_dict(toy_config(steps=10**9, minutes=0.02, log_every=10**8))
     ckpt = train(cfg, tmp_path / "t", progress=False)
     assert 0 < load_checkpoint(ckpt).step < 10**9
+
+
+def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path):
+    cfg = config_from_dict(toy_config(optimizer="sgd", lr=1e30, log_every=1))
+    with pytest.raises(TrainingError, match=r"training diverged: the loss is (nan|inf) at step \d+; "):
+        train(cfg, tmp_path / "t", progress=False)
+
+
+def test_weights_that_diverge_between_log_lines_never_overwrite_the_last_checkpoint(tmp_path):
+    # the lr rises step by step (a warm-up to a huge value), so the run is sound at first
+    cfg = config_from_dict(toy_config(optimizer="sgd", lr=1e9, warmup_steps=10**10, steps=10**5,
+                                      log_every=10**6, checkpoint_every=1))
+    with pytest.raises(TrainingError, match="the weights are no longer finite") as info:
+        train(cfg, tmp_path / "t", progress=False)
+    bad_step = int(str(info.value).split(" at step ")[1].split(";")[0])
+    kept = load_checkpoint(tmp_path / "t" / "checkpoint.safetensors")
+    assert kept.step == bad_step - 1 > 0
+    assert all(torch.isfinite(w).all() for sd in kept.regressors for w in sd.values())
 
 
 def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):

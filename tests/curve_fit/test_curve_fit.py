@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from curve_fit.features import ResidualFeatures
+from curve_fit.features import CURVE_LIMIT, ResidualFeatures
 from curve_fit.problem import SUCCESS_THRESHOLD, CurveFit
 from curve_fit.signal import (NAMES, UNITS, box, canonical, damped_sine, normalised_error,
                               residual_fn, theta_error, time_grid)
@@ -112,6 +112,21 @@ def test_normalised_error_scale(w_max):
 
 
 # --- the problem ------------------------------------------------------------------
+
+
+@quick
+@given(theta=arrays(np.float32, (5, 4), elements=st.floats(-1e6, 1e6, width=32)))
+def test_every_finite_state_gives_finite_features_that_match_the_curve_below_the_cap(theta):
+    theta = torch.from_numpy(theta)
+    fe = ResidualFeatures()
+    y = damped_sine(box_thetas(5, 0), fe.t)  # (5, T) curves of the box
+    feats = fe.features(y, theta)
+    assert torch.isfinite(feats).all()
+    exact = damped_sine(theta, fe.t)  # (5, T), inf or NaN where the curve overflows
+    below = exact.abs() <= CURVE_LIMIT  # False for NaN
+    curve = feats[:, fe.t.shape[0]:2 * fe.t.shape[0]]
+    torch.testing.assert_close(curve[below], exact[below])
+    assert (curve.abs() <= CURVE_LIMIT).all()
 
 
 def test_residual_zero_at_truth():
