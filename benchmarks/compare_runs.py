@@ -57,13 +57,17 @@ def parse_run(text: str) -> tuple[str, str]:
 
 
 def training_minutes(source: str) -> float | None:
-    """Wall-clock minutes of the run, from the ``metrics.jsonl`` beside its checkpoint."""
+    """Wall-clock minutes of the run, all stages, from the ``metrics.jsonl`` beside its
+    checkpoint (each stage's clock starts at 0, so the stages' last readings add up)."""
     log = Path(source).parent / "metrics.jsonl"
     if not log.is_file():
         return None
-    elapsed = [json.loads(line).get("elapsed_s") for line in log.read_text().splitlines() if line]
-    elapsed = [e for e in elapsed if e is not None]
-    return elapsed[-1] / 60 if elapsed else None
+    per_stage: dict[int, float] = {}
+    for line in log.read_text().splitlines():
+        rec = json.loads(line) if line else {}
+        if rec.get("elapsed_s") is not None:
+            per_stage[rec.get("stage", 0)] = rec["elapsed_s"]
+    return sum(per_stage.values()) / 60 if per_stage else None
 
 
 def score_run(label: str, name_or_path: str, cfg, split: str, iterations: int,
@@ -83,20 +87,20 @@ def score_run(label: str, name_or_path: str, cfg, split: str, iterations: int,
     )
 
 
-def table(runs: list[Scored], metric: str, iterations: int) -> str:
+def table(runs: list[Scored], metric: str, iterations: int, higher_is_better: bool = False) -> str:
     its = list(range(1, iterations + 1))
     head = ("| run | mode | regressor | parameters | fp32 MB | samples | minutes | "
             + " | ".join(f"{metric} @{k}" for k in its) + " | best (iteration) |")
     lines = [head, "|---|---|---|---:|---:|---:|---:|" + "---:|" * len(its) + "---:|"]
     for r in runs:
         vals = [r.per_iteration[k][metric] if k < len(r.per_iteration) else None for k in its]
-        cells = ["" if v is None else f"{v:.3f}" for v in vals]
+        cells = ["" if v is None else f"{v:.4g}" for v in vals]
         done = [(v, k) for v, k in zip(vals, its) if v is not None]
-        best, at = min(done)
+        best, at = max(done, key=lambda vk: (vk[0], -vk[1])) if higher_is_better else min(done)
         minutes = "" if r.minutes is None else f"{r.minutes:.1f}"
         lines.append(f"| {r.label} | {r.mode} | {r.regressor} | {r.n_params:,} | "
                      f"{r.n_params * 4 / 2**20:.1f} | {r.samples:,} | {minutes} | "
-                     + " | ".join(cells) + f" | {best:.3f} ({at}) |")
+                     + " | ".join(cells) + f" | {best:.4g} ({at}) |")
     return "\n".join(lines)
 
 
@@ -127,6 +131,28 @@ def plot(runs: list[Scored], metric: str, title: str, path: str) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def report(runs: list[Scored], metrics: list[str], iterations: int, title: str, split: str,
+           device: str, command: str, out: str | None = None, plot_path: str | None = None,
+           higher_is_better: tuple[str, ...] = ()) -> str:
+    """Print one table per metric; plot the first metric and write the tables as the
+    section ``title`` of ``out``, with the command that made them. Returns the tables.
+    The best iteration is the lowest value, or the highest for ``higher_is_better``."""
+    tables = "\n\n".join((f"**{m}**\n\n" if len(metrics) > 1 else "")
+                         + table(runs, m, iterations, m in higher_is_better) for m in metrics)
+    print(tables)
+    if plot_path:
+        plot(runs, metrics[0], title, plot_path)
+    if out:
+        image = f"\n\n![{title}]({Path(plot_path).name})" if plot_path else ""
+        gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
+        body = (f"Command: `{command}`\n\nMachine: {machine()}{gpu}.\n\n"
+                f"{', '.join(metrics)} on the {runs[0].n} samples of the `{split}` split after each "
+                f"iteration, from the mean start. Samples: optimizer steps x batch size (x stages).\n\n"
+                f"{tables}{image}\n")
+        write_section(out, title, body, "Comparisons")
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="supplies the problem (and its data) the runs are scored on")
@@ -135,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", nargs="*", default=[])
     p.add_argument("--split", help="default: evaluate.split of the config")
     p.add_argument("--iterations", type=int, default=8)
-    p.add_argument("--metric", help="the metric tabled and plotted (default: the problem's first)")
+    p.add_argument("--metrics", nargs="+",
+                   help="the metrics tabled; the first is plotted (default: the problem's first)")
+    p.add_argument("--higher-is-better", nargs="*", default=[], metavar="METRIC",
+                   help="metrics whose best iteration is the highest value (e.g. success, auc)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--title", default="Runs compared")
-    p.add_argument("--out", help="write the table as a section (named by --title) of this page")
+    p.add_argument("--out", help="write the tables as a section (named by --title) of this page")
     p.add_argument("--plot", help="write the metric-per-iteration plot here (PNG)")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
@@ -148,19 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         label, ckpt = parse_run(text)
         runs.append(score_run(label, ckpt, cfg, split, args.iterations, args.device))
         print(f"scored {label}", file=sys.stderr, flush=True)
-    metric = args.metric or next(iter(runs[0].per_iteration[0]))
-    text = table(runs, metric, args.iterations)
-    print(text)
-    if args.plot:
-        plot(runs, metric, args.title, args.plot)
-    if args.out:
-        image = f"\n\n![{args.title}]({Path(args.plot).name})" if args.plot else ""
-        body = (f"Command: `{command_line(__file__, argv)}`\n\nMachine: {machine()}"
-                f"{', ' + torch.cuda.get_device_name() if args.device.startswith('cuda') else ''}.\n\n"
-                f"{metric} on the {runs[0].n} samples of the `{split}` split after each iteration, from "
-                f"the mean start. Samples: optimizer steps x batch size (x stages).\n\n"
-                f"{text}{image}\n")
-        write_section(args.out, args.title, body, "Comparisons")
+    metrics = args.metrics or [next(iter(runs[0].per_iteration[0]))]
+    report(runs, metrics, args.iterations, args.title, split, args.device,
+           command_line(__file__, argv), args.out, args.plot, tuple(args.higher_is_better))
     return 0
 
 

@@ -78,7 +78,7 @@ PY
       [ ${#args[@]} -ge 4 ] || { echo "skip '$title': fewer than two of its runs"; return 0; }
       python3 benchmarks/compare_runs.py $config --split common --device $device --iterations 8 \
           --set problem.params.data_root=$data --title "$title" --out "$page" --plot "$out/$png" \
-          "${args[@]}"
+          --metrics nme_ip fr08 auc08 --higher-is-better auc08 "${args[@]}"
     }
     compare "SIR vs cascaded regression" sir_vs_cr.png "SIR, LAN=sir" "cascade, 4 LANs=cr"
     compare "LAN vs SIR-Stack" lan_vs_stack.png "SIR, LAN=sir" "SIR, Stack=stack"
