@@ -58,7 +58,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     ``run_dir`` gets ``checkpoint.safetensors`` (the trained solver),
     ``trainer_state.pt`` (what ``resume`` needs), ``config.yaml`` and
     ``metrics.jsonl``. Without ``resume`` an existing run there is an error,
-    so that no training is overwritten by accident."""
+    so that no training is overwritten by accident. A loss or weights that stop
+    being finite raise :class:`~selfiter.errors.TrainingError` and leave the last
+    checkpoint written before them in place."""
     run = Path(run_dir)
     state_path = run / STATE_FILE
     state = None
