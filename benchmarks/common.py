@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -14,7 +14,9 @@ import torch
 
 def machine() -> str:
     """CPU model, usable cores and library versions, for the written results."""
-    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "?"
+    # what `nproc` prints without OMP_NUM_THREADS, which it would obey: the cores this
+    # process may run on, not the threads a benchmark chose to use
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():

@@ -43,6 +43,7 @@ class Scored:
     mode: str
     regressor: str
     n_params: int
+    n_regressors: int  # 1 for SIR, the stages of a cascade
     samples: int
     minutes: float | None
     n: int  # samples scored
@@ -82,6 +83,7 @@ def score_run(label: str, name_or_path: str, cfg, split: str, iterations: int,
     return Scored(
         label=label, source=str(path), mode=ckpt.mode, regressor=own.regressor.name,
         n_params=sum(p.numel() for r in model.regressors for p in r.parameters()),
+        n_regressors=len(ckpt.regressors),
         samples=ckpt.step * len(ckpt.regressors) * own.train.batch_size,
         minutes=training_minutes(str(path)), n=ev.n, per_iteration=ev.per_iteration,
     )
@@ -113,16 +115,27 @@ def plot(runs: list[Scored], metric: str, title: str, path: str) -> None:
 
     from selfiter.atomic import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    # with a cascade among the runs, a second panel shows the model memory that k
+    # iterations need (the paper's Fig. 7, bottom): a cascade needs its first k stages
+    memory = any(r.n_regressors > 1 for r in runs)
+    fig, axes = plt.subplots(2 if memory else 1, 1, figsize=(6, 6.5 if memory else 4), sharex=True,
+                             squeeze=False)
+    ax = axes[0, 0]
     for r in runs:
         ks = list(range(1, len(r.per_iteration)))
-        ax.plot(ks, [r.per_iteration[k][metric] for k in ks], marker="o", label=r.label)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("iteration")
+        line, = ax.plot(ks, [r.per_iteration[k][metric] for k in ks], marker="o", label=r.label)
+        if memory:
+            mb = [min(k, r.n_regressors) / r.n_regressors * r.n_params * 4 / 2**20 for k in ks]
+            axes[1, 0].plot(ks, mb, marker="o", color=line.get_color())
     ax.set_ylabel(metric)
     ax.set_title(title)
-    ax.grid(alpha=0.3)
     ax.legend()
+    if memory:
+        axes[1, 0].set_ylabel("model memory for k iterations, fp32 MB")
+    for a in axes[:, 0]:
+        a.grid(alpha=0.3)
+    axes[-1, 0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("iteration")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
