@@ -25,6 +25,7 @@ runs and calls ``compare_runs.py`` directly.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--only: unknown comparison(s) {sorted(unknown)}; "
                          f"expected some of {sorted(comparisons)}")
     stem = Path(args.config).stem
+    scored_runs: dict[Path, compare_runs.Scored] = {}  # the config's own run is in every comparison
     for title, runs in comparisons.items():
         if args.only and title not in args.only:
             continue
@@ -101,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             if not (run / "checkpoint.safetensors").is_file():
                 print(f"training {name} ...", file=sys.stderr, flush=True)
                 train(cfg, run, progress=False)
-            scored.append(compare_runs.score_run(label, str(run), base, split, args.iterations,
-                                                 args.device))
+            if run not in scored_runs:
+                scored_runs[run] = compare_runs.score_run(label, str(run), base, split,
+                                                          args.iterations, args.device)
+            scored.append(dataclasses.replace(scored_runs[run], label=label))
         metrics = args.metrics or [next(iter(scored[0].per_iteration[0]))]
         slug = title.lower().replace(" ", "_").translate({ord(c): None for c in "().,"})
         png = (str(Path(args.out).parent / f"{stem}_{slug}.png") if args.out else None)

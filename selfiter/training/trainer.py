@@ -176,11 +176,12 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
             step += 1
             window_n += t.batch_size * world.size
             bar.update(1)
-            if step % t.log_every == 0 or step == t.steps:
+            log_step = step % t.log_every == 0 or step == t.steps
+            if log_step:
                 loss = float(loss)  # the only host sync of a step, once per log_every
                 if world.any(not math.isfinite(loss), device):  # every rank stops together
                     raise diverged(stage, step, f"the loss is {loss}")
-            if log is not None and (step % t.log_every == 0 or step == t.steps):
+            if log is not None and log_step:
                 now = time.perf_counter()
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
