@@ -10,13 +10,12 @@ import torch
 import yaml
 
 from selfiter.build import build_components, build_problem, resolve_device
-from selfiter.checkpoint import CheckpointData, load_checkpoint, resolve_checkpoint
+from selfiter.checkpoint import (CheckpointData, check_same_model, load_checkpoint, load_weights,
+                                 resolve_checkpoint)
 from selfiter.config import Config, config_from_dict
-from selfiter.errors import CheckpointError
 from selfiter.evaluation import initial_theta, solve_batched
 from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor
-from selfiter.solver import CascadeSolver, IterativeSolver, SolveResult
-from selfiter.training.trainer import make_solver
+from selfiter.solver import LearnedModel, LearnedSolver, SolveResult, make_solver
 
 
 @dataclass
@@ -26,18 +25,26 @@ class TrainedSolver:
     config: Config
     problem: Problem
     parameter_model: ParameterModel
-    extractor: FeatureExtractor
-    regressors: list[Regressor]
-    solver: IterativeSolver
+    #: every learned weight: the extractor (when it has weights) and the regressor(s)
+    model: LearnedModel
+    solver: LearnedSolver
     device: torch.device
     #: where the weights came from
     source: str
 
     @property
+    def extractor(self) -> FeatureExtractor:
+        return self.model.extractor
+
+    @property
+    def regressors(self) -> list[Regressor]:
+        return list(self.model.regressors)
+
+    @property
     def max_iterations(self) -> int | None:
         """A cascade runs at most one iteration per stage; SIR has no limit."""
-        # from the solver, not the config: a config passed to load() may be another run's
-        return len(self.regressors) if isinstance(self.solver, CascadeSolver) else None
+        # from the model, not the config: a config passed to load() may be another run's
+        return len(self.model.regressors) if self.model.mode == "cascade" else None
 
     def initial_theta(self, n: int) -> torch.Tensor:
         """The start of every solve: theta of the mean state, ``(n, D)`` on the solver's device."""
@@ -65,26 +72,23 @@ def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu
                          source: str = "<memory>", config: Config | None = None) -> TrainedSolver:
     """Rebuild a solver from loaded checkpoint data. ``config`` (default: the
     checkpoint's own) supplies the problem and solver settings; the parts that
-    must match the weights always come from the checkpoint."""
+    must match the weights always come from the checkpoint, and a config that
+    asks for another problem or other components is refused in one line."""
     own = config_from_dict(yaml.safe_load(ckpt.config_yaml), source=f"{source} (embedded config)")
     cfg = config if config is not None else own
+    if config is not None:
+        check_same_model(ckpt, config.to_yaml(), source, f"the config ({config.source or '<config>'})")
     dev = resolve_device(str(device))
     parts = build_components(own)
     parts.parameter_model.load_state_dict(ckpt.parameter_model)
-    regs = []
-    for sd in ckpt.regressors:
-        reg = parts.make_regressor(ckpt.feature_shape)
-        try:
-            reg.load_state_dict(sd)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{source}: weights do not fit regressor "
-                                  f"{own.regressor.name!r}: {str(exc).splitlines()[0]}") from None
-        regs.append(reg.to(dev).eval())
+    regs = [parts.make_regressor(ckpt.feature_shape) for _ in ckpt.regressors]
+    model = LearnedModel(parts.extractor, regs, own.train.mode)
+    load_weights(model, ckpt, source)
+    model.to(dev).eval()
     problem = parts.problem if config is None else build_problem(cfg)
     return TrainedSolver(
-        config=cfg, problem=problem, parameter_model=parts.parameter_model,
-        extractor=parts.extractor, regressors=regs,
-        solver=make_solver(own.train.mode, parts.extractor, regs), device=dev, source=source,
+        config=cfg, problem=problem, parameter_model=parts.parameter_model, model=model,
+        solver=make_solver(model), device=dev, source=source,
     )
 
 

@@ -23,6 +23,10 @@ class Components:
     extractor: FeatureExtractor
     config: Config
 
+    def make_extractor(self) -> FeatureExtractor:
+        """A fresh feature extractor (a learned one with freshly drawn weights)."""
+        return _instantiate(self.config, "features")
+
     def make_regressor(self, feature_shape: tuple[int, ...]) -> Regressor:
         """A fresh regressor for features of one-sample shape ``feature_shape``."""
         return _instantiate(

@@ -1,7 +1,9 @@
 """Checkpoints: one self-contained ``.safetensors`` file per trained solver.
 
 Tensors: the regressor weights (``regressor.*``, or ``stage{i}.*`` for a
-cascade) and the parameter model's fitted state (``parameter_model.*``).
+cascade), a learned feature extractor's weights (``extractor.*``, absent for
+an extractor without weights) and the parameter model's fitted state
+(``parameter_model.*``).
 Metadata (strings): the resolved config as YAML, the training mode, the step,
 the feature shape and the selfiter version. A checkpoint alone rebuilds the
 solver; the training data is never needed again.
@@ -10,10 +12,11 @@ solver; the training data is never needed again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
@@ -36,13 +39,16 @@ class CheckpointData:
     #: one state dict for SIR, one per stage for a cascade
     regressors: list[dict[str, torch.Tensor]]
     parameter_model: dict[str, torch.Tensor]
+    #: a learned feature extractor's state dict (empty for one without weights)
+    extractor: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def save_checkpoint(path: str | Path, data: CheckpointData, half: bool = False) -> None:
     """Write ``data`` atomically; ``half`` stores floating weights as float16."""
     tensors: dict[str, torch.Tensor] = {}
     prefixes = ["regressor."] if data.mode == "sir" else [f"stage{i}." for i in range(len(data.regressors))]
-    for prefix, state in zip(prefixes, data.regressors):
+    groups = [*zip(prefixes, data.regressors), ("extractor.", data.extractor)]
+    for prefix, state in groups:
         for k, v in state.items():
             v = v.detach().cpu()
             if half and v.is_floating_point():
@@ -81,16 +87,17 @@ def load_checkpoint(path: str | Path) -> CheckpointData:
     mode = meta["mode"]
     stages = int(meta["stages"])
     prefixes = ["regressor."] if mode == "sir" else [f"stage{i}." for i in range(stages)]
-    regs = []
-    for prefix in prefixes:
-        regs.append({k[len(prefix):]: (v.float() if v.is_floating_point() else v)
-                     for k, v in tensors.items() if k.startswith(prefix)})
-    pm = {k[len("parameter_model."):]: v for k, v in tensors.items()
-          if k.startswith("parameter_model.")}
+
+    def group(prefix: str, as_float: bool = True) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: (v.float() if as_float and v.is_floating_point() else v)
+                for k, v in tensors.items() if k.startswith(prefix)}
+
+    regs = [group(prefix) for prefix in prefixes]
+    pm = group("parameter_model.", as_float=False)
     return CheckpointData(
         config_yaml=meta["config"], mode=mode, step=int(meta["step"]),
         feature_shape=tuple(json.loads(meta["feature_shape"])), regressors=regs,
-        parameter_model=pm,
+        parameter_model=pm, extractor=group("extractor."),
     )
 
 
@@ -108,3 +115,46 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
             f"{name_or_path}: neither a checkpoint file nor a pretrained model name ({known})"
         )
     return p
+
+
+def component_names(config_yaml: str) -> dict[str, str]:
+    """The registered names of a resolved config's (YAML) problem, features and regressor."""
+    raw = yaml.safe_load(config_yaml) or {}
+    return {k: str((raw.get(k) or {}).get("name")) for k in ("problem", "features", "regressor")}
+
+
+def model_signature(config_yaml: str) -> str:
+    """``problem/features/regressor`` named by a resolved config (YAML): what weights
+    trained under it belong to."""
+    return "/".join(component_names(config_yaml).values())
+
+
+def check_same_model(ckpt: CheckpointData, asked_yaml: str, source: str, asked_by: str) -> None:
+    """Refuse, in one line, a checkpoint whose weights belong to another problem or other
+    components than the config ``asked_by`` names (a raw shape error otherwise)."""
+    have, want = model_signature(ckpt.config_yaml), model_signature(asked_yaml)
+    if have != want:
+        raise CheckpointError(f"checkpoint {source} holds a {have} model, {asked_by} asks for {want}")
+
+
+def load_weights(model: torch.nn.Module, ckpt: CheckpointData, source: str) -> None:
+    """Put a checkpoint's weights into a :class:`selfiter.solver.LearnedModel` (in place):
+    its regressor(s) and, when it has weights, its feature extractor. Raises
+    :class:`CheckpointError` naming the part that does not fit."""
+    if len(ckpt.regressors) != len(model.regressors):
+        raise CheckpointError(f"{source}: holds {len(ckpt.regressors)} regressor(s), the model "
+                              f"has {len(model.regressors)}")
+    names = component_names(ckpt.config_yaml)
+    targets = [(r, sd, f"regressor {names['regressor']!r}")
+               for r, sd in zip(model.regressors, ckpt.regressors)]
+    if isinstance(model.extractor, torch.nn.Module):
+        targets.append((model.extractor, ckpt.extractor, f"feature extractor {names['features']!r}"))
+    elif ckpt.extractor:
+        raise CheckpointError(f"{source}: holds weights of a learned feature extractor; the "
+                              "configured one has none")
+    for module, sd, what in targets:
+        try:
+            module.load_state_dict(sd)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{source}: weights do not fit {what}: "
+                                  f"{str(exc).splitlines()[0]}") from None

@@ -61,8 +61,13 @@ class TrainConfig:
     steps: int = _at_least(1000, 0)
     #: wall-clock budget in minutes; training stops at whichever of steps/minutes comes first
     minutes: float | None = _positive(None)
-    #: samples per optimizer step (per process under torchrun)
+    #: inputs per optimizer step (per process under torchrun); each gives
+    #: ``states_per_input`` training states
     batch_size: int = _at_least(64, 1)
+    #: M, sampled states per input in a step: each input is augmented and encoded once
+    #: (with gradients) and its M states share that encoding, so a learned encoder
+    #: gets M states' worth of gradient for one encoder pass
+    states_per_input: int = _at_least(1, 1)
     #: ``adadelta`` with lr 0.1 and weight decay 1e-4 is the paper's setting
     optimizer: Literal["adadelta", "adamw", "adam", "sgd"] = "adadelta"
     #: base learning rate

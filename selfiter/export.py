@@ -1,7 +1,8 @@
 """Export a trained solver as one graph, for runtimes without Python or without selfiter.
 
 ``part="solver"``: the whole iterative solve unrolled ``K`` times, feature
-extraction included (for faces: the ``grid_sample`` patches), as a module
+extraction included (the per-input encoding once, then at every iteration the
+features at theta, e.g. the ``grid_sample`` patches of faces), as a module
 ``(inputs: (B, ...), theta0: (B, D)) -> (theta: (B, D), trajectory: (K+1, B, D))``.
 Unlike :meth:`selfiter.solver.IterativeSolver.solve` it always runs all ``K``
 steps (no tolerance stop, no per-sample freezing of a non-finite theta): a
@@ -28,7 +29,7 @@ from torch import nn
 
 from selfiter.atomic import atomic_path
 from selfiter.errors import ConfigError, SelfiterError
-from selfiter.solver import IterativeSolver
+from selfiter.solver import LearnedModel
 
 Part = Literal["solver", "regressor"]
 Format = Literal["onnx", "torchscript"]
@@ -47,20 +48,21 @@ class UnrolledSolver(nn.Module):
     """``K`` iterations of a learned solver as one module:
     ``(inputs: (B, ...), theta0: (B, D)) -> (theta_K: (B, D), trajectory: (K+1, B, D))``.
 
-    The regressors are registered as submodules so that their weights become
-    the graph's parameters, not constants folded into it."""
+    The inputs are encoded once, then every iteration takes ``model.step``, the
+    same step the solver loop and training take. The model is a submodule, so
+    its weights become the graph's parameters, not constants folded into it."""
 
-    def __init__(self, solver: IterativeSolver, regressors: list[nn.Module], iterations: int) -> None:
+    def __init__(self, model: LearnedModel, iterations: int) -> None:
         super().__init__()
-        self.solver = solver
-        self.regressors = nn.ModuleList(regressors)
+        self.model = model
         self.iterations = iterations
 
     def forward(self, inputs: torch.Tensor, theta0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        context = self.model.encode(inputs)
         theta = theta0
         trajectory = [theta]
         for k in range(self.iterations):
-            theta = theta + self.solver.compute_delta(inputs, theta, k).to(theta.dtype)
+            theta = theta + self.model.step(context, theta, k).to(theta.dtype)
             trajectory.append(theta)
         return theta, torch.stack(trajectory)
 
@@ -84,6 +86,9 @@ class ExportResult:
 def export_module(model: Any, part: Part, iterations: int) -> nn.Module:
     """The module to export for ``model`` (a :class:`selfiter.api.TrainedSolver`), in eval mode."""
     if part == "regressor":
+        if model.model.learned_extractor:
+            raise ConfigError("--part regressor: this model's feature extractor has learned "
+                              "weights of its own; export the solver instead")
         if len(model.regressors) != 1:
             raise ConfigError(f"--part regressor: a cascade has {len(model.regressors)} regressors; "
                               "export the solver instead")
@@ -95,7 +100,7 @@ def export_module(model: Any, part: Part, iterations: int) -> nn.Module:
     if model.max_iterations is not None and iterations > model.max_iterations:
         raise ConfigError(f"iterations={iterations}: a cascade of {model.max_iterations} stages "
                           f"runs at most {model.max_iterations}")
-    return UnrolledSolver(model.solver, model.regressors, iterations).eval()
+    return UnrolledSolver(model.model, iterations).eval()
 
 
 def example_args(model: Any, part: Part, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -26,6 +26,8 @@ __all__ = [
     "ParameterModel",
     "Sampler",
     "FeatureExtractor",
+    "LearnedFeatureExtractor",
+    "Context",
     "Regressor",
     "ProblemData",
     "Problem",
@@ -116,16 +118,63 @@ class Sampler(ABC):
         seeded generator gives the same draws on every run."""
 
 
+#: what :meth:`FeatureExtractor.encode` returns: a tensor, or a tuple of tensors, each
+#: with the batch as its first dimension
+Context = Any
+
+
 class FeatureExtractor(ABC):
-    """Observes the inputs at the current state."""
+    """Observes the inputs at the current state.
+
+    Two steps: :meth:`encode` runs once per input, before the solver's first
+    iteration; :meth:`features` runs at every iteration on that cached context.
+    The default encoding is the inputs themselves, so an extractor that reads
+    its inputs directly (patches, residuals) implements :meth:`features` only.
+    An extractor with learned weights is also an :class:`torch.nn.Module`
+    (see :class:`LearnedFeatureExtractor`); it is trained with the regressor.
+    """
+
+    def encode(self, inputs: torch.Tensor) -> Context:
+        """``inputs: (B, ...) -> context`` (a tensor or tuple of tensors, batch first),
+        computed once per solve and reused at every iteration. Default: ``inputs``."""
+        return inputs
 
     @abstractmethod
-    def features(self, inputs: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """``inputs: (B, ...)``, ``theta: (B, D) -> features: (B, *feature_shape)``."""
+    def features(self, context: Context, theta: torch.Tensor) -> torch.Tensor:
+        """``context`` of B inputs (see :meth:`encode`), ``theta: (B, D) ->
+        features: (B, *feature_shape)``."""
 
     @abstractmethod
     def feature_shape(self, input_shape: tuple[int, ...], theta_dim: int) -> tuple[int, ...]:
         """Shape of one sample's features for inputs of one-sample shape ``input_shape``."""
+
+    @staticmethod
+    def select(context: Context, index: torch.Tensor) -> Context:
+        """The rows ``index: (A,)`` (long) of a context: of each tensor in a tuple, or of
+        the tensor itself. Used to follow a subset of the batch, or to repeat an
+        input's encoding for several states of it."""
+        if isinstance(context, tuple):
+            return tuple(c[index] for c in context)
+        return context[index]
+
+    @staticmethod
+    def detach(context: Context) -> Context:
+        """The context cut from the autograd graph (same values, no gradient)."""
+        if isinstance(context, tuple):
+            return tuple(c.detach() for c in context)
+        return context.detach()
+
+
+class LearnedFeatureExtractor(FeatureExtractor, nn.Module):
+    """A feature extractor with weights (e.g. a CNN encoder run once per input).
+
+    Its parameters are trained together with the regressor, saved in the
+    checkpoint under ``extractor.*`` and exported with the solver. Construct it
+    like any extractor, ``factory(**params)``; call ``nn.Module.__init__``
+    (through ``super().__init__()``) before assigning layers."""
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
 
 
 class Regressor(nn.Module):

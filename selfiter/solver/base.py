@@ -1,6 +1,9 @@
-"""One solver loop, ``theta_{k+1} = theta_k + compute_delta(inputs, theta_k, k)``.
+"""One solver loop, ``theta_{k+1} = theta_k + compute_delta(context, theta_k, k)``.
 
-Subclasses override only :meth:`IterativeSolver.compute_delta`."""
+Subclasses override :meth:`IterativeSolver.compute_delta`; one whose step reads
+a per-input encoding also overrides :meth:`IterativeSolver.prepare` (run once
+per solve, before the first iteration) and, for a context that is not a
+tensor or tuple of tensors, :meth:`IterativeSolver.select`."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+
+from selfiter.interfaces import Context, FeatureExtractor
 
 
 @dataclass
@@ -30,10 +35,19 @@ class SolveResult:
 class IterativeSolver(ABC):
     """Algorithm 2, batched, with a per-sample stop on the step size."""
 
+    def prepare(self, inputs: torch.Tensor) -> Context:
+        """What every iteration reads, computed once per solve from ``inputs: (B, ...)``
+        (the data set once, as an objective is). Default: the inputs themselves."""
+        return inputs
+
+    def select(self, context: Context, index: torch.Tensor) -> Context:
+        """The rows ``index: (A,)`` of a context (to go on with the active samples only)."""
+        return FeatureExtractor.select(context, index)
+
     @abstractmethod
-    def compute_delta(self, inputs: torch.Tensor, theta: torch.Tensor, k: int) -> torch.Tensor:
-        """The increment at iteration ``k`` (0-based): ``inputs: (B, ...)``,
-        ``theta: (B, D) -> delta: (B, D)``."""
+    def compute_delta(self, context: Context, theta: torch.Tensor, k: int) -> torch.Tensor:
+        """The increment at iteration ``k`` (0-based): ``context`` of B inputs (see
+        :meth:`prepare`), ``theta: (B, D) -> delta: (B, D)``."""
 
     @torch.no_grad()
     def solve(
@@ -52,15 +66,16 @@ class IterativeSolver(ABC):
         nonfinite = ~active
         converged = torch.zeros(b, dtype=torch.bool, device=theta.device)
         steps = torch.zeros(b, dtype=torch.long, device=theta.device)
+        context = self.prepare(inputs)
         for k in range(iterations):
             if not bool(active.any()):
                 traj.append(theta.clone())
                 continue
             all_active = bool(active.all())
             idx = None if all_active else active.nonzero(as_tuple=True)[0]
-            sub_inputs = inputs if idx is None else inputs[idx]
+            sub_context = context if idx is None else self.select(context, idx)
             sub_theta = theta if idx is None else theta[idx]
-            delta = self.compute_delta(sub_inputs, sub_theta, k).to(theta.dtype)  # (A, D)
+            delta = self.compute_delta(sub_context, sub_theta, k).to(theta.dtype)  # (A, D)
             new = sub_theta + delta
             bad = ~torch.isfinite(new).all(1)
             small = delta.pow(2).mean(1).sqrt() <= tol if tol > 0 else torch.zeros_like(bad)

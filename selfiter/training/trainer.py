@@ -12,6 +12,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import yaml
@@ -19,12 +20,13 @@ from tqdm.auto import tqdm
 
 from selfiter.atomic import atomic_path, write_text
 from selfiter.build import Components, build_components, resolve_device
-from selfiter.checkpoint import CheckpointData, load_checkpoint, resolve_checkpoint, save_checkpoint
+from selfiter.checkpoint import (CheckpointData, check_same_model, load_checkpoint, load_weights,
+                                 resolve_checkpoint, save_checkpoint)
 from selfiter.config import Config, config_from_dict
 from selfiter.errors import CheckpointError, ConfigError, TrainingError
 from selfiter.evaluation import solve_batched
-from selfiter.interfaces import FeatureExtractor, ParameterModel, ProblemData, Regressor
-from selfiter.solver import CascadeSolver, IterativeSolver, SIRSolver
+from selfiter.interfaces import ParameterModel, ProblemData
+from selfiter.solver import LearnedModel, make_solver
 from selfiter.training import distributed
 from selfiter.training.log import MetricsLog
 from selfiter.training.losses import make_loss
@@ -39,11 +41,6 @@ def step_generator(seed: int, stage: int, step: int, device: torch.device) -> to
     g = torch.Generator(device=device)
     g.manual_seed((seed * 1_000_003 + stage * 10_000_019 + step) % (2**63 - 1))
     return g
-
-
-def make_solver(mode: str, extractor, regressors: list[Regressor]) -> IterativeSolver:
-    """The solver a run trains: one SIR regressor, or the cascade of stages so far."""
-    return SIRSolver(extractor, regressors[0]) if mode == "sir" else CascadeSolver(extractor, regressors)
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -107,24 +104,30 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
     n_stages = 1 if t.mode == "sir" else t.stages
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
         torch.manual_seed(t.seed)
-        regs = [parts.make_regressor(feature_shape).to(device) for _ in range(n_stages)]
+        extractor = parts.make_extractor()  # a learned one draws its weights here, seeded
+        regs = [parts.make_regressor(feature_shape) for _ in range(n_stages)]
+    model = LearnedModel(extractor, regs, t.mode)
+    if t.mode == "cascade" and model.learned_extractor:
+        raise ConfigError(
+            f"{cfg.source or '<config>'}: train.mode: cascade trains each stage on fixed features, "
+            f"but features {cfg.features.name!r} has learned weights; use mode sir")
     start_stage, start_step, elapsed = 0, 0, 0.0
     if init is not None:
-        for r, sd in zip(regs, init.regressors):
-            try:
-                r.load_state_dict(sd)
-            except RuntimeError as exc:
-                raise CheckpointError(f"train.init: {t.init}: weights do not fit regressor "
-                                      f"{cfg.regressor.name!r}: {str(exc).splitlines()[0]}") from None
+        load_weights(model, init, f"train.init: {t.init}")
     if state is not None:
-        for r, sd in zip(regs, state["regressors"]):
-            r.load_state_dict(sd)
+        if "model" in state:
+            model.load_state_dict(state["model"])
+        else:  # trainer states written before the extractor could have weights
+            for r, sd in zip(regs, state["regressors"]):
+                r.load_state_dict(sd)
         start_stage, start_step, elapsed = state["stage"], state["step"], state["elapsed"]
+    model.to(device)
     log = MetricsLog(run, resume_at=(start_stage, start_step) if state is not None else None) \
         if world.is_main else None
     loss_fn = make_loss(t.loss, t.loss_scale)
     budget = t.minutes * 60.0 / n_stages if t.minutes is not None else None
     seed = t.seed + 7919 * world.rank  # each rank its own draws
+    states_per_step = t.batch_size * t.states_per_input * world.size
 
     def diverged(stage: int, step: int, what: str) -> TrainingError:
         where = f"step {step}" if n_stages == 1 else f"stage {stage + 1}/{n_stages}, step {step}"
@@ -134,28 +137,34 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
 
     def save(stage: int, step: int, opt: torch.optim.Optimizer, spent: float) -> None:
         # a NaN between two log lines must not overwrite the last good checkpoint
-        if not all(bool(torch.isfinite(p).all()) for r in regs for p in r.parameters()):
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             raise diverged(stage, step, "the weights are no longer finite")
         if world.is_main:
             with atomic_path(run / STATE_FILE) as tmp:
                 torch.save({
                     "config": cfg.to_yaml(), "stage": stage, "step": step, "elapsed": spent,
-                    "regressors": [r.state_dict() for r in regs],
+                    "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "parameter_model": parts.parameter_model.state_dict(),
                 }, tmp)
             save_checkpoint(run / CHECKPOINT_FILE, CheckpointData(
                 cfg.to_yaml(), t.mode, step, feature_shape, [r.state_dict() for r in regs],
-                parts.parameter_model.state_dict()))
+                parts.parameter_model.state_dict(), extractor_state(model)))
         world.barrier()
 
+    def trainable(stage: int) -> list[torch.nn.Parameter]:
+        # SIR trains everything; a cascade stage only its own regressor, the others
+        # frozen (requires_grad off, so DDP expects no gradient for them)
+        for i, r in enumerate(regs):
+            r.requires_grad_(t.mode == "sir" or i == stage)
+        return [p for p in model.parameters() if p.requires_grad]
+
     for stage in range(start_stage, n_stages):
-        reg = regs[stage]
-        reg.train()
-        net = world.wrap(reg, device)
-        if t.compile:  # the training forward and backward only; weights stay those of reg
+        model.train()
+        opt = make_optimizer(trainable(stage), t)
+        net = world.wrap(model, device)
+        if t.compile:  # the training forward and backward only; weights stay those of model
             net = torch.compile(net)
-        opt = make_optimizer(reg.parameters(), t)
         first = start_step if stage == start_stage else 0
         if state is not None and stage == start_stage:
             opt.load_state_dict(state["optimizer"])
@@ -171,10 +180,9 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
             progress_frac = max(step / t.steps, spent / budget if budget else 0.0)
             for group in opt.param_groups:
                 group["lr"] = t.lr * lr_factor(t, progress_frac, step)
-            loss = train_step(parts, data, regs[:stage], reg, net, step, stage, seed, device,
-                               loss_fn, opt, cfg)
+            loss = train_step(parts, data, model, net, step, stage, seed, device, loss_fn, opt, cfg)
             step += 1
-            window_n += t.batch_size * world.size
+            window_n += states_per_step
             bar.update(1)
             log_step = step % t.log_every == 0 or step == t.steps
             if log_step:
@@ -185,11 +193,14 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
                 now = time.perf_counter()
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
+                if budget is not None:  # the bar's ETA: whichever of steps and minutes ends first
+                    bar.total = min(t.steps, step + max(0, int((budget - spent) * rate
+                                                               / states_per_step)))
                 rec = {"stage": stage, "step": step, "loss": loss, "lr": opt.param_groups[0]["lr"],
                        "samples_per_s": rate, "elapsed_s": stage_elapsed + now - t0}
                 if val is not None and t.val_every and step % t.val_every == 0:
-                    rec.update(_validate(parts, cfg, regs[: stage + 1], val))
-                    reg.train()
+                    rec.update(_validate(parts, cfg, model, val))
+                    model.train()
                 log.write(rec)
                 bar.set_postfix(loss=f"{loss:.4g}", samples_s=f"{rate:.0f}")
             if step % t.checkpoint_every == 0 and step < t.steps:
@@ -197,55 +208,72 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
         bar.close()
         spent = stage_elapsed + time.perf_counter() - t0
         if stage + 1 < n_stages:
-            save(stage + 1, 0, make_optimizer(regs[stage + 1].parameters(), t), 0.0)
+            save(stage + 1, 0, make_optimizer(trainable(stage + 1), t), 0.0)
         else:
             if val is not None and log is not None:
                 log.write({"stage": stage, "step": step, "final": True,
-                           **_validate(parts, cfg, regs, val)})
+                           **_validate(parts, cfg, model, val)})
             save(stage, step, opt, spent)
     if log is not None:
         log.close()
     return run / CHECKPOINT_FILE
 
 
-def train_step(parts: Components, data: ProblemData, frozen: list[Regressor], current: Regressor,
-                net: torch.nn.Module, step: int, stage: int, seed: int, device: torch.device,
-                loss_fn, opt: torch.optim.Optimizer, cfg: Config) -> torch.Tensor:
+def extractor_state(model: LearnedModel) -> dict[str, torch.Tensor]:
+    """The learned extractor's weights to checkpoint (none for one without weights)."""
+    return model.extractor.state_dict() if isinstance(model.extractor, torch.nn.Module) else {}
+
+
+def train_step(parts: Components, data: ProblemData, model: LearnedModel, net: torch.nn.Module,
+               step: int, stage: int, seed: int, device: torch.device, loss_fn,
+               opt: torch.optim.Optimizer, cfg: Config) -> torch.Tensor:
     """One step of Eq. 6 on a fresh batch; returns the loss, detached, without a host sync.
 
-    ``frozen`` are the earlier cascade stages; ``current`` is the regressor being
-    trained and ``net`` the same one as the step calls it (wrapped under DDP)."""
+    ``model`` holds every learned weight (the earlier cascade stages frozen);
+    ``net`` is the same model as the step calls it (wrapped under DDP or
+    compiled). Each of the B inputs gets ``train.states_per_input`` states, and
+    is encoded once for all of them."""
     t = cfg.train
     g = step_generator(seed, stage, step, device)
     idx = torch.randint(len(data), (t.batch_size,), generator=g, device=device)  # (B,)
     inputs, theta_gt = parts.problem.augment(data.inputs[idx], data.theta_gt[idx], g)
-    model = parts.parameter_model
+    if t.states_per_input > 1:
+        theta_gt = theta_gt.repeat_interleave(t.states_per_input, 0)  # (B*M, D), grouped by input
+    pm = parts.parameter_model
     with torch.no_grad():
-        s = parts.sampler.sample(model, model.fit(theta_gt), g)  # (B, P)
-        theta = model.theta(s)  # (B, D)
-        with _autocast(device, t.amp):
-            for prev in frozen:  # cascade: train stage k on the states stages < k produce
-                theta = theta + prev(parts.extractor.features(inputs, theta)).float()
-            if t.trajectory > 0:
-                theta = along_trajectory(current, parts.extractor, model, inputs, theta, theta_gt,
-                                         g, t.trajectory, t.trajectory_steps)
-    target = model.difference(theta_gt, theta)  # (B, D), Algorithm 1 line 7
+        theta = pm.theta(parts.sampler.sample(pm, pm.fit(theta_gt), g))  # (B*M, D)
+
+    def prepare(context, theta: torch.Tensor) -> torch.Tensor:
+        for k in range(stage):  # cascade: train stage k on the states stages < k produce
+            theta = theta + model.step(context, theta, k)
+        if t.trajectory > 0:
+            theta = along_trajectory(
+                lambda rows, th: model.step(model.extractor.select(context, rows), th, stage),
+                pm, theta, theta_gt, g, t.trajectory, t.trajectory_steps)
+        return theta
+
     with _autocast(device, t.amp):
-        pred = net(parts.extractor.features(inputs, theta))
+        pred, theta = net(inputs, theta, stage, prepare if stage > 0 or t.trajectory > 0 else None)
+    target = pm.difference(theta_gt, theta)  # (B*M, D), Algorithm 1 line 7
     loss = loss_fn(pred.float(), target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if t.grad_clip:
-        torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                       t.grad_clip)
     opt.step()
     return loss.detach()
 
 
-def along_trajectory(reg: Regressor, extractor: FeatureExtractor, model: ParameterModel,
-                     inputs: torch.Tensor, theta: torch.Tensor, theta_gt: torch.Tensor,
-                     g: torch.Generator, share: float, max_steps: int) -> torch.Tensor:
+#: ``step(rows: (A,), theta: (A, D)) -> delta: (A, D)``: the solver's step for rows of a batch
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def along_trajectory(step: Step, model: ParameterModel, theta: torch.Tensor,
+                     theta_gt: torch.Tensor, g: torch.Generator, share: float,
+                     max_steps: int) -> torch.Tensor:
     """Move a random ``share`` of the states ``theta: (B, D)`` by 1 to ``max_steps``
-    iterations of ``reg`` (uniformly many), as the solver would; the rest stay as sampled.
+    iterations of ``step`` (uniformly many), as the solver would; the rest stay as sampled.
 
     Sampling around the mean and the truth alone never shows the regressor the
     states its own iterations reach, and on those its errors compound; trained on
@@ -271,7 +299,7 @@ def along_trajectory(reg: Regressor, extractor: FeatureExtractor, model: Paramet
         if idx.numel() == 0:
             break
         old = theta[idx]  # (A, D)
-        new = old + reg(extractor.features(inputs[idx], old)).float()
+        new = old + step(idx, old).to(old.dtype)
         dist = distance(new, idx)
         keep = torch.isfinite(dist) & (dist <= limit[idx])  # NaN/inf fail the comparison too
         theta[idx] = torch.where(keep[:, None], new, old)
@@ -285,6 +313,7 @@ def _initial_weights(cfg: Config) -> CheckpointData:
         ckpt = load_checkpoint(resolve_checkpoint(t.init))
     except CheckpointError as exc:  # say which key named it
         raise CheckpointError(f"train.init: {exc}") from None
+    check_same_model(ckpt, cfg.to_yaml(), str(t.init), "train.init's run")
     n_stages = 1 if t.mode == "sir" else t.stages
     if ckpt.mode != t.mode or len(ckpt.regressors) != n_stages:
         raise CheckpointError(f"train.init: {t.init}: holds a {ckpt.mode} solver with "
@@ -303,13 +332,11 @@ def _validation_data(parts: Components, cfg: Config, device: torch.device) -> Pr
     return val.to(device)
 
 
-def _validate(parts: Components, cfg: Config, regs: list[Regressor], val: ProblemData) -> dict:
-    for r in regs:
-        r.eval()
-    solver = make_solver(cfg.train.mode, parts.extractor, regs)
-    iterations = cfg.solver.iterations if cfg.train.mode == "sir" else len(regs)
-    res = solve_batched(solver, parts.parameter_model, val.inputs, iterations, cfg.solver.tol,
-                        cfg.solver.batch_size, amp=cfg.train.amp)
+def _validate(parts: Components, cfg: Config, model: LearnedModel, val: ProblemData) -> dict:
+    model.eval()
+    iterations = cfg.solver.iterations if cfg.train.mode == "sir" else len(model.regressors)
+    res = solve_batched(make_solver(model), parts.parameter_model, val.inputs, iterations,
+                        cfg.solver.tol, cfg.solver.batch_size, amp=cfg.train.amp)
     metrics = parts.problem.metrics(res.theta, val)
     return {f"val_{k}": v for k, v in metrics.items()}
 

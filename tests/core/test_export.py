@@ -43,7 +43,7 @@ def test_unrolled_module_is_the_solver_loop(toy_run, inputs):
     model = load(toy_run[0])
     theta0 = model.initial_theta(5)
     with torch.no_grad():
-        theta, trajectory = UnrolledSolver(model.solver, model.regressors, 3)(inputs, theta0)
+        theta, trajectory = UnrolledSolver(model.model, 3)(inputs, theta0)
     ref = model.solve(inputs, theta0, iterations=3)
     assert trajectory.shape == (4, 5, 2)
     torch.testing.assert_close(trajectory, ref.trajectory)

@@ -45,10 +45,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, t
 
     real_step = trainer.train_step
 
-    def dying_step(parts, data, frozen, current, net, step, *a, **k):
+    def dying_step(parts, data, model, net, step, *a, **k):
         if step == 130:
             raise KeyboardInterrupt
-        return real_step(parts, data, frozen, current, net, step, *a, **k)
+        return real_step(parts, data, model, net, step, *a, **k)
 
     monkeypatch.setattr(trainer, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):

@@ -18,6 +18,11 @@ from selfiter.training.trainer import along_trajectory
 from tests.core.toy_plugin import Residual, toy_config
 
 
+def scaled_step(scale: float, inputs: torch.Tensor):
+    """The solver step of :class:`Scaled` on the residual features of ``inputs``."""
+    return lambda rows, theta: Scaled(scale)(Residual().features(inputs[rows], theta))
+
+
 class Scaled(nn.Module):
     """A regressor that steps ``scale`` times the residual: contracts towards the truth for
     ``0 < scale < 2``, overshoots away from it otherwise."""
@@ -51,7 +56,7 @@ def test_moved_states_follow_the_solver_and_never_leave_the_sampled_distance(cas
     model = IdentityModel(names=[f"x{i}" for i in range(gt.shape[1])])
     # distances are measured in units of each dimension's s.d.: give the dimensions unequal ones
     model.fit_data(torch.cat([theta0, gt]) * torch.arange(1, gt.shape[1] + 1, dtype=dtype))
-    out = along_trajectory(Scaled(scale), Residual(), model, gt, theta0, gt,
+    out = along_trajectory(scaled_step(scale, gt), model, theta0, gt,
                            torch.Generator().manual_seed(0), 1.0, max_steps)
     assert out.dtype == dtype and out.shape == theta0.shape
     std = model.s_std()
@@ -73,9 +78,9 @@ def test_share_zero_moves_nothing_and_share_picks_about_that_many():
     gt = torch.randn(2000, 2, generator=g)
     theta0 = gt + 1.0
     model = IdentityModel(names=["x", "y"])
-    same = along_trajectory(Scaled(0.5), Residual(), model, gt, theta0, gt, g, 0.0, 3)
+    same = along_trajectory(scaled_step(0.5, gt), model, theta0, gt, g, 0.0, 3)
     assert_close(same, theta0, rtol=0, atol=0)
-    moved = along_trajectory(Scaled(0.5), Residual(), model, gt, theta0, gt, g, 0.3, 3)
+    moved = along_trajectory(scaled_step(0.5, gt), model, theta0, gt, g, 0.3, 3)
     share = (moved != theta0).any(1).float().mean()
     assert 0.25 < float(share) < 0.35
 
