@@ -1,9 +1,10 @@
 """Training and inference throughput of a selfiter config on one device.
 
-Prints a Markdown table: per batch size, training samples/s (sampling, patch
-extraction, forward and backward included), inference faces/s for K solver
-iterations, latency, peak memory, and FLOPs per sample with the share of the
-device's peak when ``--peak-tflops`` is given.
+Prints a Markdown table: per batch size, training samples/s (sampling, feature
+extraction, forward and backward included; a sample is one training state, and
+with ``train.states_per_input`` M states share one input), inference faces/s
+for K solver iterations, latency, peak memory, and FLOPs per sample with the
+share of the device's peak when ``--peak-tflops`` is given.
 
     python benchmarks/throughput.py examples/face300w.yaml --device cpu \
         --train-batch 16 --infer-batch 1 32 --set problem.params.data_root=../shared/data/300w
@@ -25,7 +26,8 @@ from selfiter.config import load_config
 from selfiter.evaluation import initial_theta
 from selfiter.training.losses import make_loss
 from selfiter.training.optim import make_optimizer
-from selfiter.training.trainer import _autocast, make_solver, train_step
+from selfiter.solver import LearnedModel, make_solver
+from selfiter.training.trainer import _autocast, train_step
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -63,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     model = parts.parameter_model
     d = model.theta_dim
     fshape = parts.extractor.feature_shape(tuple(data.inputs.shape[1:]), d)
-    reg = parts.make_regressor(fshape).to(device)
+    lm = LearnedModel(parts.extractor, [parts.make_regressor(fshape)]).to(device)
     k = args.iterations or cfg.solver.iterations
     loss_fn = make_loss(cfg.train.loss, cfg.train.loss_scale)
-    opt = make_optimizer(reg.parameters(), cfg.train)
-    # train.compile=true: both the training step and the solver's regressor compiled
-    net = torch.compile(reg) if cfg.train.compile else reg
+    opt = make_optimizer(lm.parameters(), cfg.train)
+    # train.compile=true: the training step compiled
+    net = torch.compile(lm) if cfg.train.compile else lm
     amp = cfg.train.amp
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {where} | {machine()} | threads {torch.get_num_threads()}")
@@ -78,10 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         idx = torch.arange(b, device=device) % len(data)
         return data.inputs[idx], data.theta_gt[idx]
 
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+    lm.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc_encode:
         x, _ = batch(1)
-        reg(parts.extractor.features(x, initial_theta(model, 1, device)))
-    flops_fwd = fc.get_total_flops()  # per sample, one regressor application
+        context = lm.encode(x)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc_step:
+        lm.step(context, initial_theta(model, 1, device), 0)
+    lm.train()
+    flops_encode = fc_encode.get_total_flops()  # per input, once per solve
+    flops_fwd = fc_step.get_total_flops()  # per sample, one regressor application
+    m = cfg.train.states_per_input
 
     rows = []
     for b in args.train_batch:
@@ -91,17 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         counter = iter(range(10**9))
 
         def step():
-            train_step(parts, data, [], reg, net, next(counter), 0, 0, device, loss_fn, opt, step_cfg)
+            train_step(parts, data, lm, net, next(counter), 0, 0, device, loss_fn, opt, step_cfg)
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         sec = median_seconds(step, args.repeat, warmup=2, sync=lambda: sync(device))
         # trajectory states cost up to trajectory_steps more forwards on a share of the batch;
         # the TFLOP/s column counts the 3 forwards' worth of the step itself only
-        tf = 3 * flops_fwd * b / sec / 1e12
-        rows.append(("train", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
-    reg.eval()
-    solver = make_solver("sir", parts.extractor, [net])
+        tf = 3 * (flops_encode + m * flops_fwd) * b / sec / 1e12
+        rows.append((f"train M={m}", b * m, b * m / sec, sec * 1e3, peak_memory_mb(device), tf))
+    lm.eval()
+    solver = make_solver(lm)
     for b in args.infer_batch:
         x, _ = batch(b)
         theta0 = initial_theta(model, b, device)
@@ -113,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         sec = median_seconds(infer, args.repeat, warmup=2, sync=lambda: sync(device))
-        tf = k * flops_fwd * b / sec / 1e12
+        tf = (flops_encode + k * flops_fwd) * b / sec / 1e12
         rows.append((f"infer K={k}", b, b / sec, sec * 1e3, peak_memory_mb(device), tf))
 
-    print(f"FLOPs per sample per regressor application: {flops_fwd / 1e9:.3f} GFLOP "
-          f"(training counted as 3x forward)\n")
+    print(f"FLOPs per input, encoding (once per solve): {flops_encode / 1e9:.3f} GFLOP; per "
+          f"sample per solver step: {flops_fwd / 1e9:.3f} GFLOP (training counted as 3x "
+          f"forward)\n")
     head = "| mode | batch | samples/s | latency ms | peak memory MB | TFLOP/s |"
     if args.peak_tflops:
         head += " % of peak |"

@@ -313,7 +313,7 @@ def _initial_weights(cfg: Config) -> CheckpointData:
         ckpt = load_checkpoint(resolve_checkpoint(t.init))
     except CheckpointError as exc:  # say which key named it
         raise CheckpointError(f"train.init: {exc}") from None
-    check_same_model(ckpt, cfg.to_yaml(), str(t.init), "train.init's run")
+    check_same_model(ckpt, cfg.to_yaml(), f"train.init: {t.init}", "this run's config")
     n_stages = 1 if t.mode == "sir" else t.stages
     if ckpt.mode != t.mode or len(ckpt.regressors) != n_stages:
         raise CheckpointError(f"train.init: {t.init}: holds a {ckpt.mode} solver with "

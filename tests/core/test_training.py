@@ -172,6 +172,12 @@ def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path):
     wide.train.mode, wide.train.stages = "cascade", 2
     with pytest.raises(CheckpointError, match="train.init: .*weights do not fit regressor 'mlp'"):
         train(wide, tmp_path / "c", progress=False)
+    other = toy_config(init=str(cascade))
+    other["features"] = {"name": "toy_learned_residual"}
+    with pytest.raises(CheckpointError, match=r"checkpoint train.init: .* holds a toy/toy_residual/mlp "
+                                              r"model, this run's config asks for "
+                                              r"toy/toy_learned_residual/mlp"):
+        train(config_from_dict(other), tmp_path / "d", progress=False)
 
 
 @pytest.mark.slow

@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 
 from selfiter.hookspecs import hookimpl
-from selfiter.interfaces import FeatureExtractor, Problem, ProblemData
+from torch import nn
+
+from selfiter.interfaces import FeatureExtractor, LearnedFeatureExtractor, Problem, ProblemData
 
 
 class ToyProblem(Problem):
@@ -37,6 +39,30 @@ class Residual(FeatureExtractor):
         return (theta_dim,)
 
 
+class LearnedResidual(LearnedFeatureExtractor):
+    """A learned encoding ``context = W inputs + b`` (near the identity), then the
+    residual ``context - theta``: the toy problem with weights in its extractor.
+    ``encodes`` counts the inputs encoded, so tests can see the cache at work."""
+
+    def __init__(self, dim: int = 2) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        with torch.no_grad():
+            self.linear.weight.mul_(0.1).add_(torch.eye(dim))
+            self.linear.bias.mul_(0.1)
+        self.encodes = 0
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.encodes += inputs.shape[0]
+        return self.linear(inputs)
+
+    def features(self, context: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        return context - theta
+
+    def feature_shape(self, input_shape, theta_dim):
+        return (theta_dim,)
+
+
 @hookimpl
 def register_problems(register):
     register("toy", ToyProblem)
@@ -45,6 +71,7 @@ def register_problems(register):
 @hookimpl
 def register_feature_extractors(register):
     register("toy_residual", Residual)
+    register("toy_learned_residual", LearnedResidual)
 
 
 def toy_config(**train) -> dict:

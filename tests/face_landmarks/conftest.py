@@ -31,6 +31,22 @@ def tiny_face_model(tiny_face_checkpoint) -> TrainedSolver:
     return load(tiny_face_checkpoint)
 
 
+ENCODED_CONFIG = REPO / "examples" / "face300w_encoded.yaml"
+#: the encoded-grid model at toy size (32 px frames, a 3-stage encoder), 2 steps, 2 states per face
+TINY_ENCODED = TINY + [
+    "problem.params.frame_size=32", "features.params.input_size=32",
+    "features.params.widths=[4,8,8]", "features.params.blocks=[0,1,0]",
+    "features.params.out_channels=6", "features.params.spacing=2.0", "regressor.params.reduced=4",
+    "regressor.params.hidden=16", "train.states_per_input=2", "train.minutes=null"]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoded_checkpoint(tmp_path_factory) -> Path:
+    """An encoded-grid face checkpoint after 2 training steps: right kind, meaningless accuracy."""
+    run = tmp_path_factory.mktemp("tiny_encoded")
+    return train(load_config(ENCODED_CONFIG, TINY_ENCODED), run / "run", progress=False)
+
+
 @pytest.fixture(scope="session")
 def face_model() -> TrainedSolver:
     """The bundled ``face300w`` model, for accuracy tests; SELFITER_FACE_MODEL (a checkpoint

@@ -1,0 +1,74 @@
+"""A compact CNN over the whole face frame, run once per face: the dense feature map
+that the encoded-grid extractor samples at every solver iteration."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution (padding 1), batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class Residual(nn.Module):
+    """``x + relu(bn(conv(relu(bn(conv(x))))))``: two 3x3 convolutions, width kept."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn_relu(c, c), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c))
+        nn.init.zeros_(self.body[-1].weight)  # starts as the identity: deep stacks train at once
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class FrameEncoder(nn.Module):
+    """``frames: (B, 3, S, S)`` float in [-0.5, 0.5] -> ``maps: (B, out_channels, S/stride, S/stride)``.
+
+    ``len(widths)`` stages, stage ``i`` a stride-2 3x3 convolution to
+    ``widths[i]`` channels and then ``blocks[i]`` residual blocks, so stage ``i``
+    sees the frame at stride ``2^(i+1)``. The output is at ``stride`` (a power
+    of two, at most the deepest stage's): every stage at or below that
+    resolution is projected by a 1x1 convolution to ``out_channels``, upsampled
+    bilinearly to it and summed (a top-down feature pyramid), so the map keeps
+    fine detail where it is sampled and the deep stages' large receptive field.
+    """
+
+    def __init__(self, in_channels: int = 3, widths: Sequence[int] = (24, 48, 64, 96),
+                 blocks: Sequence[int] = (0, 1, 1, 1), out_channels: int = 48,
+                 stride: int = 4) -> None:
+        super().__init__()
+        if len(blocks) != len(widths) or not widths:
+            raise ValueError(f"blocks ({list(blocks)}) needs one count per stage of widths "
+                             f"({list(widths)})")
+        levels = {2 ** (i + 1): i for i in range(len(widths))}
+        if stride not in levels:
+            raise ValueError(f"stride must be one of {sorted(levels)} for {len(widths)} stages, "
+                             f"got {stride}")
+        self.stride = stride
+        self.first_out = levels[stride]
+        stages, c = [], in_channels
+        for w, n in zip(widths, blocks):
+            stages.append(nn.Sequential(conv_bn_relu(c, w, stride=2), *(Residual(w) for _ in range(n))))
+            c = w
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList(nn.Conv2d(w, out_channels, 1) for w in widths[self.first_out:])
+        self.out_channels = out_channels
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x, maps = frames, []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i >= self.first_out:
+                maps.append(x)
+        out = self.lateral[-1](maps[-1])
+        for lat, m in zip(reversed(self.lateral[:-1]), reversed(maps[:-1])):
+            out = lat(m) + F.interpolate(out, size=m.shape[-2:], mode="bilinear", align_corners=False)
+        return out

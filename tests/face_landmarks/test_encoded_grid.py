@@ -1,0 +1,136 @@
+"""The encoded-grid face model: a CNN encoding of the frame sampled around every landmark,
+and the per-landmark-reduction MLP on it. Laws of the sampling, of encode-once solving
+and of M states sharing one encoding, on real sample faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from face_landmarks.data.dataset import load_faces
+from face_landmarks.encoded_grid import EncodedGridExtractor
+from face_landmarks.networks.landmark_mlp import LandmarkMLP
+from selfiter.solver import LearnedModel, make_solver
+
+SAMPLES = Path(__file__).resolve().parents[2] / "plugins" / "face_landmarks" / "samples" / "300w"
+TINY = dict(input_size=32, widths=(4, 8, 8), blocks=(0, 1, 0), out_channels=6, stride=4, grid=3,
+            spacing=2.0)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """The 12 bundled real test faces in 32 x 32 frames."""
+    return load_faces(SAMPLES, "common", 32, 1.4, None)
+
+
+def tiny_model(seed: int = 0) -> LearnedModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ex = EncodedGridExtractor(**TINY)
+        reg = LandmarkMLP(ex.feature_shape((3, 32, 32), 136), 136, reduced=4, hidden=16)
+    return LearnedModel(ex, [reg])
+
+
+def test_feature_shape_and_a_frame_of_the_wrong_size_is_named():
+    ex = EncodedGridExtractor(**TINY)
+    assert ex.feature_shape((3, 32, 32), 136) == (68, 6 * 9)
+    with pytest.raises(ValueError, match=r"frames must be \(3, 32, 32\) .*frame_size.*got \(3, 64, 64\)"):
+        ex.feature_shape((3, 64, 64), 136)
+    with pytest.raises(ValueError, match="stride must be one of"):
+        EncodedGridExtractor(widths=(4, 8), blocks=(0, 0), stride=8)
+
+
+@st.composite
+def ramp_cases(draw):
+    """(extractor, maps, theta, expected): a map linear in x and y, which bilinear sampling
+    reads exactly, and landmarks whose whole grid lies inside it."""
+    stride = draw(st.sampled_from([2, 4]))
+    grid, spacing = draw(st.integers(1, 4)), draw(st.floats(0.5, 3.0))
+    widths = (4, 4) if stride == 4 else (4,)
+    ex = EncodedGridExtractor(input_size=32, widths=widths, blocks=(0,) * len(widths),
+                              out_channels=2, stride=stride, grid=grid, spacing=spacing)
+    h = w = 32 // stride
+    b, n_pts = draw(st.integers(1, 3)), draw(st.integers(1, 5))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    a = torch.randn(2, 3, generator=g, dtype=torch.float64)  # per channel: x, y, constant
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64),
+                            torch.arange(w, dtype=torch.float64), indexing="ij")
+    maps = (a[:, 0, None, None] * xx + a[:, 1, None, None] * yy + a[:, 2, None, None])
+    maps = maps.expand(b, -1, -1, -1).contiguous()
+    reach = (grid - 1) / 2 * spacing
+    lo, hi = reach, (w - 1) * stride - reach
+    pts = lo + torch.rand(b, n_pts, 2, generator=g, dtype=torch.float64) * (hi - lo)
+    offs = (torch.arange(grid, dtype=torch.float64) - (grid - 1) / 2) * spacing
+    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+    gx = (pts[..., 0, None] + ox.reshape(-1)) / stride  # (B, L, G*G) map cells
+    gy = (pts[..., 1, None] + oy.reshape(-1)) / stride
+    expected = (a[:, 0, None, None, None] * gx[None] + a[:, 1, None, None, None] * gy[None]
+                + a[:, 2, None, None, None])  # (K, B, L, G*G)
+    expected = expected.permute(1, 2, 0, 3).reshape(b, n_pts, -1)
+    return ex, maps, pts.reshape(b, -1), expected
+
+
+@settings(max_examples=40)
+@given(ramp_cases())
+def test_features_read_the_map_at_the_grid_around_each_landmark(case):
+    ex, maps, theta, expected = case
+    got = ex.features(maps, theta)
+    assert got.shape == expected.shape
+    assert_close(got.double(), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_landmarks_far_outside_the_frame_read_zeros():
+    ex = EncodedGridExtractor(**TINY)
+    maps = torch.ones(2, 6, 8, 8)
+    assert (ex.features(maps, torch.full((2, 136), -500.0)) == 0).all()
+
+
+def test_solving_real_faces_on_the_cached_encoding_equals_encoding_every_iteration(faces):
+    model = tiny_model().eval()
+    theta0 = faces.theta_gt.mean(0, keepdim=True).expand(len(faces), -1).clone()
+    out = make_solver(model).solve(faces.inputs, theta0, 3)
+    theta, expected = theta0.clone(), [theta0]
+    with torch.no_grad():
+        for k in range(3):
+            theta = theta + model.step(model.encode(faces.inputs), theta, k)
+            expected.append(theta)
+    assert_close(out.trajectory, torch.stack(expected))
+
+
+@pytest.mark.parametrize("m", [1, 3, 8])
+def test_m_states_of_a_real_face_sharing_one_encoding_equal_m_copies(faces, m):
+    model = tiny_model(seed=m).train()  # batch norm on batch statistics, as in training
+    g = torch.Generator().manual_seed(m)
+    inputs = faces.inputs[:4]
+    theta = faces.theta_gt[:4].repeat_interleave(m, 0) + torch.randn(4 * m, 136, generator=g)
+
+    def loss_and_grads(x):
+        model.zero_grad()
+        delta, _ = model(x, theta)
+        delta.square().mean().backward()
+        return delta.detach(), [p.grad.clone() for p in model.parameters()]
+
+    shared, shared_g = loss_and_grads(inputs)
+    copied, copied_g = loss_and_grads(inputs.repeat_interleave(m, 0))
+    assert_close(shared, copied, atol=1e-5, rtol=1e-4)
+    for a, b in zip(shared_g, copied_g):
+        assert_close(a, b, atol=1e-5, rtol=1e-3)
+
+
+def test_landmark_mlp_reduces_each_landmark_by_its_own_map():
+    reg = LandmarkMLP((5, 7), 10, reduced=3, hidden=8)
+    x = torch.randn(2, 5, 7)
+    y = x.clone()
+    y[:, 2] += 1.0  # landmark 2's features only
+    red = lambda f: torch.relu(torch.einsum("blf,lfr->blr", f, reg.reduce_weight)  # noqa: E731
+                               + reg.reduce_bias)
+    changed = (red(x) != red(y)).any(-1).any(0)
+    assert changed.tolist() == [False, False, True, False, False]
+    assert reg(x).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"feature_shape must be \(L, F\)"):
+        LandmarkMLP((5, 7, 1), 10)
