@@ -202,10 +202,12 @@ def config_from_dict(
     """Validate plain data as a :class:`Config` (``source`` names it in errors)."""
     raw = copy.deepcopy(dict(raw))
     overridden: set[str] = set()
-    for item in overrides:
-        key, value = _parse_override(item, source)
+    parsed = [(item, *_parse_override(item, source)) for item in overrides]
+    for _, key, value in parsed:
         _set_path(raw, key, value, source)
         overridden.add(key)
+    for item, key, value in parsed:  # after all are set: a component's name may be overridden too
+        _check_override(raw, key, value, f"--set {item}")
     cfg = _build(Config, raw, "", source)
     cfg.source = source
     base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
@@ -236,6 +238,70 @@ def _parse_override(item: str, source: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         value = text
     return key, value
+
+
+def _check_override(raw: Mapping[str, Any], key: str, value: Any, label: str) -> None:
+    """Validate one override's key and value on their own, so that a bad one is reported
+    as ``--set KEY=VALUE: ...`` rather than as if it were in the config file.
+
+    Keys of the schema are checked against its types and bounds; a component's
+    ``params.NAME`` against the factory's signature (when the component name is
+    known; otherwise the whole config's check reports it). The whole config is
+    validated afterwards as usual."""
+    parts = key.split(".")
+    tp: Any = Config
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        if not dataclasses.is_dataclass(tp):
+            break
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source"}
+        if part not in fields:
+            raise ConfigError(f"{label}: {where}: unknown key; expected one of "
+                              f"{', '.join(sorted(fields))}")
+        f, tp = fields[part], typing.get_type_hints(tp)[part]
+        if i == len(parts) - 1:
+            v = _coerce(tp, {} if dataclasses.is_dataclass(tp) and value is None else value,
+                        where, label)
+            if "check" in f.metadata and v is not None:
+                ok, expected = f.metadata["check"]
+                if not ok(v):
+                    raise ConfigError(f"{label}: {where}: expected {expected}, got {v!r}")
+            if part == "name" and i == 1 and parts[0] in COMPONENT_KINDS:
+                try:
+                    plugins.get(COMPONENT_KINDS[parts[0]], v)
+                except ConfigError:
+                    raise
+                except Exception as exc:
+                    raise ConfigError(f"{label}: {where}: {exc}") from None
+            return
+        if part == "params" and i == 1 and len(parts) == 3:
+            _check_param_override(raw, parts[0], parts[2], value, label)
+            return
+
+
+def _check_param_override(raw: Mapping[str, Any], section: str, name: str, value: Any,
+                          label: str) -> None:
+    """``SECTION.params.NAME=value`` against the signature of the section's factory."""
+    comp = raw.get(section)
+    kind = COMPONENT_KINDS.get(section)
+    if kind is None or not isinstance(comp, dict) or not isinstance(comp.get("name"), str):
+        return
+    try:
+        factory = plugins.get(kind, comp["name"]).obj
+        sig = inspect.signature(factory)
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:  # an unknown name or an opaque factory: the whole config's check says so
+        return
+    accepted = {n: p for n, p in sig.parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and n not in CORE_SUPPLIED.get(section, set())}
+    key = f"{section}.params.{name}"
+    if name not in accepted:
+        if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            return
+        raise ConfigError(f"{label}: {key}: unknown parameter of {kind} {comp['name']!r}; "
+                          f"expected one of {', '.join(sorted(accepted)) or '(none)'}")
+    _coerce(hints.get(name, Any), value, key, label)
 
 
 def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:

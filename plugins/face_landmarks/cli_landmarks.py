@@ -4,7 +4,8 @@ Faces are found by the calibrated Haar detector, solved in batches of images,
 written as JSON ``{image_path: [{"box": [...], "points": [[x, y]] * 68}]}`` (0-based
 px of the image as displayed) and, with ``--out``, drawn on an overlay PNG per
 image. A file that cannot be read, or an image without a face, gets one line
-on stderr and the batch goes on; the exit code is then 1.
+on stderr and the batch goes on: the JSON is written with every image that was
+read (an image without a face maps to ``[]``) and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -29,7 +29,16 @@ FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, ".bmp", ".tif", ".tiff", ".webp")
 PROGRESS_MIN_IMAGES = 4
 
 
+EXIT_CODES = """exit status:
+  0  every input was read and every image has at least one face
+  1  some inputs could not be read or have no face (one line each on stderr); the JSON
+     and overlays are still written for the images that were read
+  2  bad usage: an unknown option, model or detector, a bad --batch or --iterations"""
+
+
 def configure(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EXIT_CODES
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
                    help="image files, or folders searched (recursively, sorted) for images")
     p.add_argument("--model", default="face300w",
@@ -80,6 +89,8 @@ def unique_names(names: list[Path]) -> list[Path]:
 
 def write_overlay(path: Path, image_bgr: np.ndarray) -> None:
     """One PNG of ``image_bgr: (H, W, 3)`` uint8 BGR, replaced atomically."""
+    import cv2  # here, not at the top: listing the CLI's commands must not import OpenCV
+
     ok, data = cv2.imencode(".png", image_bgr)
     if not ok:
         raise DataError(f"{path}: cannot encode the overlay as PNG")
@@ -104,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     images, errors = collect_images(args.inputs)
     overlays = unique_names([name for _, name in images])
     results: dict[str, list] = {}
-    n_faces = 0
+    n_faces = no_face = 0
     bar = tqdm(total=len(images), desc="landmarks", unit="image",
                disable=len(images) <= PROGRESS_MIN_IMAGES)
 
@@ -122,13 +133,16 @@ def run(args: argparse.Namespace) -> int:
                 readable.append((path, overlay, read_image(path)))
             except DataError as exc:
                 fail(str(exc))
+        # a chunk whose every file is unreadable has nothing to solve
         faces = predict_faces(solver, [img for _, _, img in readable], detector=detector,
-                              iterations=args.iterations)
+                              iterations=args.iterations) if readable else []
         for (path, overlay, image), found in zip(readable, faces):
             results[str(path)] = found
             n_faces += len(found)
             if not found:
-                fail(f"{path}: no face found")
+                no_face += 1
+                fail(f"{path}: no face found by detector {args.detector!r} "
+                     f"({image.shape[1]} x {image.shape[0]} px; listed in the JSON with no faces)")
             if args.out:
                 write_overlay(Path(args.out) / overlay, draw_faces(image, found))
         bar.update(len(chunk))
@@ -138,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
         write_text(args.json, text)
     else:
         sys.stdout.write(text)
+    unreadable = len(errors) - no_face
     summary = (f"landmarks: {len(results)} image(s) read, {n_faces} face(s)"
-               + (f", {len(errors)} problem(s) (listed above)" if errors else ""))
+               + (f"; {unreadable} input(s) not read, {no_face} image(s) without a face "
+                  "(listed above)" if errors else ""))
     if args.json:
         summary += f"; wrote {args.json}"
     if args.out:

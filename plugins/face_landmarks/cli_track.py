@@ -5,7 +5,8 @@ the track is lost and the detector called again. Writes a CSV (``frame,
 x1, y1, ..., x68, y68``, 0-based frame index, 0-based px; the coordinates are
 empty for a frame without a face) and an annotated copy of the video, and
 prints the frames per second of the whole loop (decoding, detection,
-solving and writing) at the end.
+solving and writing) at the end. The exit code is 1 when some frame has no
+face (the summary line counts them), 2 for a video that cannot be read.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import cv2
 from tqdm.auto import tqdm
 
 from selfiter.atomic import atomic_path
 from selfiter.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import cv2
 
 #: containers the annotated video may be written in, and their codec
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -30,7 +33,15 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 DEFAULT_FPS = 25.0
 
 
+EXIT_CODES = """exit status:
+  0  every frame has a face
+  1  some frames have no face (their CSV cells are empty; the summary line counts them)
+  2  bad usage, or a video that cannot be opened or decoded"""
+
+
 def configure(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EXIT_CODES
     p.add_argument("video", help="a video file OpenCV can read (mp4, avi, ...)")
     p.add_argument("--model", default="face300w",
                    help="pretrained model name, checkpoint file or run folder (default: face300w)")
@@ -78,6 +89,8 @@ def video_writer(path: Path, fps: float, size: tuple[int, int]) -> Iterator[cv2.
     once it is complete.
 
     OpenCV picks the container by the file's suffix, so the temporary file keeps it."""
+    import cv2  # here, not at the top: listing the CLI's commands must not import OpenCV
+
     codec = video_codec(path)
     with atomic_path(path) as tmp:
         partial = tmp.with_suffix(path.suffix)
@@ -94,6 +107,8 @@ def video_writer(path: Path, fps: float, size: tuple[int, int]) -> Iterator[cv2.
 
 
 def run(args: argparse.Namespace) -> int:
+    import cv2
+
     from face_landmarks.predict import draw_faces
     from face_landmarks.problem import Face300W
     from face_landmarks.tracking import FaceTracker
@@ -151,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
         capture.release()
         if frames == 0:  # raised inside the stack, so that no empty output replaces a file
             raise DataError(f"{args.video}: no frame could be decoded")
-    print(f"track: {frames} frames, {with_face} with a face, {detections} (re)detection(s); "
+    without = frames - with_face
+    print(f"track: {frames} frames, {with_face} with a face"
+          + (f", {without} without (no face found by detector {args.detector!r})" if without else "")
+          + f", {detections} (re)detection(s); "
           f"{frames / elapsed:.2f} frames/s on {solver.device}"
           + (f"; wrote {args.csv}" if args.csv else "") + (f"; wrote {args.out}" if args.out else ""),
           file=sys.stderr)
-    return 0 if with_face else 1
+    return 0 if without == 0 else 1

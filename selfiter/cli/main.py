@@ -19,20 +19,36 @@ BUILTIN = {
 }
 
 
+#: the exit status of every command (a command's own epilog says what "some inputs" are)
+EXIT_CODES = """exit status:
+  0    all fine
+  1    some inputs failed or had no face/solution (each named in one line on stderr;
+       the outputs are written for the rest)
+  2    bad usage, config or data: one line naming the file, key or value
+  3    internal error (a bug: rerun with --debug for the traceback)
+  130  interrupted"""
+
+_DEBUG_HELP = "show full tracebacks on errors (before or after COMMAND)"
+
+
 def build_parser(plugin_commands: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfiter",
         description="Learned iterative solvers for non-linear least squares (Self-Iterative Regression).",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"selfiter {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    # --debug after the command too; SUPPRESS keeps a sub-command from resetting the top-level value
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in BUILTIN.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         module.configure(p)
         p.set_defaults(_run=module.run)
     for cmd in plugin_commands.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, parents=[common])
         cmd.configure(p)
         p.set_defaults(_run=cmd.run)
     return parser
@@ -40,6 +56,7 @@ def build_parser(plugin_commands: dict) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # read before parsing, so that an error in building the parser or parsing is shown too
     debug = "--debug" in argv
     try:
         from selfiter import plugins
@@ -58,6 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an unexpected failure still gets one line unless --debug
         if debug:
             raise
-        print(f"selfiter: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        return 1
+        print(f"selfiter: internal error: {type(exc).__name__}: {exc} (rerun with --debug, "
+              "before or after the command, for the traceback)", file=sys.stderr)
+        return 3

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from selfiter.cli.main import main
@@ -50,13 +51,64 @@ def test_a_cascade_is_evaluated_for_at_most_its_stages_whatever_the_config(tmp_p
 
 def test_config_errors_exit_2_with_one_line(tmp_path, capsys):
     cfg = write_config(tmp_path)
-    assert main(["train", str(cfg), "--set", "train.lr=fast"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(toy_config(lr="fast")))
+    assert main(["train", str(bad)]) == 2  # in the file: the file is named
     err = capsys.readouterr().err
-    assert err.strip() == f"selfiter: error: {cfg}: train.lr: expected a number, got 'fast'"
+    assert err.strip() == f"selfiter: error: {bad}: train.lr: expected a number, got 'fast'"
     assert main(["evaluate", str(cfg)]) == 2
     assert "evaluate.checkpoint is not set and no --checkpoint given" in capsys.readouterr().err
     assert main(["evaluate", str(cfg), "--checkpoint", str(tmp_path / "nope")]) == 2
     assert "neither a checkpoint file nor a pretrained model name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.lr=fast", "--set train.lr=fast: train.lr: expected a number, got 'fast'"),
+    ("train.steps=-3", "--set train.steps=-3: train.steps: expected an integer >= 0, got -3"),
+    ("train.speed=3", "--set train.speed=3: train.speed: unknown key; expected one of "),
+    ("problem.params.n=many", "--set problem.params.n=many: problem.params.n: expected an integer"),
+    ("problem.params.m=1", "--set problem.params.m=1: problem.params.m: unknown parameter of "
+                           "problem 'toy'"),
+    ("sampler.name=nope", "--set sampler.name=nope: sampler.name: no sampler named 'nope'"),
+    ("train.lr", "--set 'train.lr': expected KEY=VALUE"),
+])
+def test_a_bad_override_is_reported_as_the_override_not_as_the_file(tmp_path, capsys, item,
+                                                                     message):
+    cfg = write_config(tmp_path)
+    assert main(["describe", str(cfg), "--set", item]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"selfiter: error: {message}"), err
+    assert str(cfg) not in err and len(err.splitlines()) == 1
+
+
+def test_debug_is_accepted_before_or_after_the_command(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    from selfiter.cli.main import build_parser
+    from selfiter import plugins
+
+    parser = build_parser(plugins.commands())
+    assert parser.parse_args(["--debug", "describe", str(cfg)]).debug is True
+    assert parser.parse_args(["describe", str(cfg), "--debug"]).debug is True
+    assert parser.parse_args(["describe", str(cfg)]).debug is False
+    assert main(["describe", str(cfg), "--debug"]) == 0
+    assert main(["describe", str(cfg), "--set", "train.lr=fast", "--debug"]) == 2
+    assert "usage" not in capsys.readouterr().err
+
+
+def test_an_internal_error_exits_3_and_says_where_debug_goes(monkeypatch, tmp_path, capsys):
+    from selfiter.cli import describe
+
+    def boom(args):
+        raise RuntimeError("boom")
+
+    cfg = write_config(tmp_path)
+    monkeypatch.setattr(describe, "run", boom)
+    assert main(["describe", str(cfg)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err == ("selfiter: internal error: RuntimeError: boom (rerun with --debug, before or "
+                   "after the command, for the traceback)")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["describe", str(cfg), "--debug"])
 
 
 def test_subprocess_error_has_no_traceback_unless_debug(tmp_path):
@@ -68,6 +120,8 @@ def test_subprocess_error_has_no_traceback_unless_debug(tmp_path):
     assert "problem.name: no problem named 'toy'" in res.stderr
     assert "Traceback" not in res.stderr
     res = subprocess.run(run[:3] + ["--debug"] + run[3:], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" in res.stderr
+    res = subprocess.run(run + ["--debug"], capture_output=True, text=True)  # after the command
     assert res.returncode == 2 and "Traceback" in res.stderr
 
 

@@ -54,9 +54,10 @@ def test_a_batch_goes_on_past_bad_files_and_reports_each(tiny_face_checkpoint, p
     assert "no such file or folder" in line_of("nowhere.jpg")
     assert "not a readable image" in line_of("notes.jpg")
     assert "not a readable image" in line_of("empty.jpg")
-    assert "no face found" in line_of("grey.png")
+    assert "no face found by detector 'haar' (320 x 240 px" in line_of("grey.png")
     assert "readme.txt" not in err
-    assert "landmarks: 4 image(s) read, 3 face(s), 4 problem(s)" in lines[-1]
+    assert ("landmarks: 4 image(s) read, 3 face(s); 3 input(s) not read, 1 image(s) without a "
+            "face (listed above)") in lines[-1]
 
     results = json.loads(out_json.read_text())
     names = {str(photos / n): n for n in ("a.jpg", "b.jpg", "sub/c.jpg", "grey.png")}
@@ -114,3 +115,45 @@ def test_a_curve_model_is_refused(tmp_path, capsys):
                  tmp_path / "run", progress=False)
     assert main(["landmarks", str(SAMPLES[0].image), "--model", str(ckpt)]) == 2
     assert "not a face landmark model" in capsys.readouterr().err
+
+
+def test_every_input_unreadable_still_writes_the_json_and_exits_1(tiny_face_checkpoint, tmp_path,
+                                                                  capsys):
+    bad = [tmp_path / "a.jpg", tmp_path / "b.png"]
+    bad[0].write_text("not an image\n")
+    bad[1].write_bytes(b"")
+    out_json = tmp_path / "points.json"
+    code = main(["landmarks", *map(str, bad), str(tmp_path / "gone.jpg"), "--model",
+                 str(tiny_face_checkpoint), "--json", str(out_json), "--batch", "2"])
+    assert code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert "internal error" not in "\n".join(err)
+    for name in ("a.jpg", "b.png", "gone.jpg"):
+        assert len([ln for ln in err if name in ln]) == 1, (name, err)
+    assert json.loads(out_json.read_text()) == {}
+    assert err[-1].startswith("landmarks: 0 image(s) read, 0 face(s); 3 input(s) not read")
+
+
+def test_an_image_without_a_face_exits_1_with_one_clear_line(tiny_face_checkpoint, tmp_path,
+                                                             capsys):
+    grey = tmp_path / "wall.png"
+    cv2.imwrite(str(grey), np.full((90, 120), 128, np.uint8))
+    assert main(["landmarks", str(grey), str(SAMPLES[0].image), "--model",
+                 str(tiny_face_checkpoint), "--iterations", "0"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[str(grey)] == []
+    (line,) = [ln for ln in captured.err.splitlines() if "wall.png" in ln]
+    assert line == (f"{grey}: no face found by detector 'haar' (120 x 90 px; listed in the JSON "
+                    "with no faces)")
+
+
+def test_the_exit_codes_are_in_the_help_and_the_cli_reference(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["landmarks", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    reference = (REPO / "docs" / "cli.md").read_text()
+    for line in ("0  every input was read and every image has at least one face",
+                 "1  some inputs could not be read or have no face",
+                 "2  bad usage"):
+        assert line in text and line in reference
