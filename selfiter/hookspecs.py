@@ -7,7 +7,11 @@ registered in-process with :func:`selfiter.plugins.register_plugin`.
 
 Every hook receives a ``register`` callback and calls it once per component.
 Names are global across plugins: registering a name twice is an error that
-names both plugins.
+names both plugins. A component may be registered as
+``selfiter.plugins.Lazy("package.module:Name")``: its module is imported only
+when the component is used, so that a plugin's heavy dependencies (OpenCV,
+matplotlib) are not imported for another plugin's config. The hooks run once;
+the registry caches what they registered.
 """
 
 from __future__ import annotations
@@ -56,13 +60,6 @@ def register_regressors(register):
 
 
 @hookspec
-def register_detectors(register):
-    """Register detectors that propose boxes in raw inputs: ``register(name, factory)``.
-
-    ``factory(**params) -> selfiter.interfaces.Detector``."""
-
-
-@hookspec
 def register_models(register):
     """Register pretrained solvers shipped with the plugin: ``register(name, path)``.
 
@@ -79,3 +76,15 @@ def register_commands(register):
     ``run(args) -> int`` does the work and returns the exit code. Raise
     :class:`selfiter.errors.SelfiterError` for user errors: the CLI prints it
     as one line and exits 2."""
+
+
+@hookspec
+def register_kinds(register):
+    """Add component kinds of the plugin's own: ``register(kind, spec)``.
+
+    ``spec`` is a function decorated with :data:`hookspec` whose name starts
+    with ``register_`` (e.g. ``register_detectors(register)``); selfiter adds it
+    to the plugin manager, and the kind's components are then registered by
+    implementing that hook and listed and looked up like the core's kinds
+    (``selfiter.plugins.get(kind, name)``, ``selfiter plugins``). The core's
+    kinds (problem, sampler, ...) cannot be redefined."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from selfiter.atomic import write_text
 from selfiter.errors import ConfigError, DataError
-from selfiter.interfaces import Detector
+from face_landmarks.interfaces import Detector
 
 #: the calibration fitted on the 300-W training faces, shipped with the plugin
 CALIBRATION_FILE = Path(__file__).resolve().parent / "models" / "haar_calibration.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfiter.hookspecs import hookimpl
+from selfiter.plugins import Lazy
 
 #: the pretrained 300-W solver, present only in builds that ship it
 PRETRAINED = Path(__file__).resolve().parent / "models" / "face300w.safetensors"
@@ -45,10 +46,16 @@ def register_regressors(register):
 
 
 @hookimpl
-def register_detectors(register):
-    from face_landmarks.detection import HaarFaceDetector
+def register_kinds(register):
+    from face_landmarks.hookspecs import register_detectors as detectors_spec
 
-    register("haar", HaarFaceDetector)
+    register("detector", detectors_spec)
+
+
+@hookimpl
+def register_detectors(register):
+    # lazy: OpenCV is imported when a detector is used, not when any component is looked up
+    register("haar", Lazy("face_landmarks.detection:HaarFaceDetector"))
 
 
 @hookimpl

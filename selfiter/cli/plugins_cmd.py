@@ -20,9 +20,11 @@ def run(args: argparse.Namespace) -> int:
     for name in plugins.plugin_names():
         table[name] = {"source": f"entry point {sources[name]}" if name in sources else "in-process",
                        "components": {}}
-    for kind in plugins.KIND_HOOKS:
+    for kind in plugins.kinds():  # the core's and those plugins add
         for comp in plugins.components(kind).values():
             table[comp.plugin]["components"].setdefault(kind, []).append(comp.name)
+    for added in plugins.plugin_kinds().values():
+        table[added.plugin]["components"].setdefault("kind", []).append(added.name)
     for cmd in plugins.commands().values():
         table[cmd.plugin]["components"].setdefault("command", []).append(cmd.name)
     if args.json:
