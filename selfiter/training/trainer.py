@@ -342,15 +342,29 @@ def _validate(parts: Components, cfg: Config, model: LearnedModel, val: ProblemD
 
 
 def _check_resumable(saved: Config, new: Config, run: Path) -> None:
-    """A resumed run may change its length (steps, minutes) and logging, nothing that alters the math."""
+    """A resumed run may change its length (steps, minutes) and logging, nothing that alters the math.
+
+    Compared key by key (``problem.params.data_root``, not the whole ``params``),
+    so that the refusal names what differs."""
     free = {"steps", "minutes", "log_every", "val_every", "checkpoint_every", "device", "num_threads"}
+
+    def leaves(value: object, prefix: str) -> dict[str, object]:
+        if not isinstance(value, dict):
+            return {prefix: value}
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            out.update(leaves(v, f"{prefix}.{k}"))
+        return out
+
     a, b = saved.to_dict(), new.to_dict()
     for section in ("problem", "parameter_model", "sampler", "features", "regressor", "train"):
-        for key in sorted(set(a[section]) | set(b[section])):
-            if section == "train" and key in free:
+        old_leaves, new_leaves = leaves(a[section], section), leaves(b[section], section)
+        for key in sorted(set(old_leaves) | set(new_leaves)):
+            if section == "train" and key.split(".", 1)[1] in free:
                 continue
-            if a[section].get(key) != b[section].get(key):
+            if old_leaves.get(key) != new_leaves.get(key):
                 raise ConfigError(
-                    f"{run}: cannot resume: {section}.{key} was {a[section].get(key)!r} "
-                    f"in the saved run, now {b[section].get(key)!r}"
+                    f"{run}: cannot resume: {key} was {old_leaves.get(key)!r} in the saved run, "
+                    f"now {new_leaves.get(key)!r} (a resumed run keeps its saved config; it may "
+                    f"change only {', '.join(f'train.{k}' for k in sorted(free))})"
                 )

@@ -130,3 +130,57 @@ def test_help_for_every_command():
         res = subprocess.run([sys.executable, "-m", "selfiter", cmd, "--help"],
                              capture_output=True, text=True)
         assert res.returncode == 0 and "usage: selfiter" in res.stdout
+
+
+def test_resume_takes_the_saved_config_and_only_safe_overrides(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    run = tmp_path / "run"
+    # started with overrides that the config file lacks
+    assert main(["train", str(cfg), "-o", str(run), "--no-progress",
+                 "--set", "train.steps=20", "problem.params.n=64", "train.lr=0.02"]) == 0
+    capsys.readouterr()
+    # the README's line: the config and --resume, with or without the original overrides
+    assert main(["train", str(cfg), "-o", str(run), "--no-progress", "--resume",
+                 "--set", "train.steps=30"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run} with its saved config {run / 'config.yaml'}" in out
+    assert "trained: 30 steps" in out
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["problem"]["params"]["n"] == 64 and saved["train"]["lr"] == 0.02
+    assert main(["train", str(cfg), "-o", str(run), "--no-progress", "--resume", "--set",
+                 "train.steps=40", "problem.params.n=64", "train.lr=0.02"]) == 0
+    assert "trained: 40 steps" in capsys.readouterr().out
+    # anything else that differs from the saved run is refused, naming the key
+    assert main(["train", str(cfg), "-o", str(run), "--no-progress", "--resume",
+                 "--set", "train.steps=50", "problem.params.n=128"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"selfiter: error: {run}: cannot resume: problem.params.n was 64 in "
+                          "the saved run, now 128 (a resumed run keeps its saved config; it may "
+                          "change only train.checkpoint_every, ")
+    assert len(err.splitlines()) == 1
+    assert main(["train", str(cfg), "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume (no config.yaml" in capsys.readouterr().err
+
+
+def test_train_prints_a_summary_of_steps_states_minutes_and_validation(tmp_path, capsys):
+    cfg = write_config(tmp_path, val_split="test", val_every=10, log_every=5)
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "-o", str(run), "--no-progress", "--set", "train.steps=20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"checkpoint: {run / 'checkpoint.safetensors'}"
+    trained, val = lines[-3], lines[-2]
+    assert trained.startswith("trained: 20 steps, 1,280 sampled states (64 inputs x 1 x 1 "
+                              "process(es) per step), ")
+    assert trained.endswith(" min (train.steps reached)")
+    final = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final.get("final") and val == (
+        "last validation (test, step 20, 3 iterations): "
+        + "  ".join(f"{k[4:]}={v:.4g}" for k, v in final.items() if k.startswith("val_")))
+
+
+def test_a_cascade_summary_counts_every_stage(tmp_path, capsys):
+    cfg = write_config(tmp_path, mode="cascade", stages=2, steps=5)
+    assert main(["train", str(cfg), "-o", str(tmp_path / "cr"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "trained: 10 steps over 2/2 stages, 640 sampled states" in out
+    assert "last validation" not in out
