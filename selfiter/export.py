@@ -17,11 +17,13 @@ TorchScript through ``torch.jit.trace``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
@@ -149,6 +151,29 @@ def export(model: Any, path: str | Path, inputs: torch.Tensor, fmt: Format = "on
                         time.perf_counter() - t0)
 
 
+class _NoTorchvisionNotes(logging.Filter):
+    """Drops the dynamo exporter's "torchvision is not installed. Skipping ..." warnings: it
+    logs one per torchvision op it knows, although no selfiter graph uses torchvision."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+
+#: the logger of torch's ONNX op registry, which writes those warnings
+_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+@contextlib.contextmanager
+def quiet_torchvision_notes() -> Iterator[None]:
+    """While exporting, without the exporter's torchvision warnings (other warnings pass)."""
+    logger, note = logging.getLogger(_REGISTRY_LOGGER), _NoTorchvisionNotes()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
+
+
 def _export_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                  in_names: tuple[str, ...], out_names: tuple[str, ...], exporter: Exporter,
                  opset: int) -> None:
@@ -156,10 +181,11 @@ def _export_onnx(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     batch_dim = {name: (1 if name == "trajectory" else 0) for name in (*in_names, *out_names)}
     if exporter == "dynamo":
         batch = torch.export.Dim("batch")
-        program = torch.onnx.export(
-            module, args, input_names=list(in_names), output_names=list(out_names),
-            dynamic_shapes=tuple({0: batch} for _ in in_names), dynamo=True, opset_version=opset,
-            verbose=False)
+        with quiet_torchvision_notes():
+            program = torch.onnx.export(
+                module, args, input_names=list(in_names), output_names=list(out_names),
+                dynamic_shapes=tuple({0: batch} for _ in in_names), dynamo=True,
+                opset_version=opset, verbose=False)
         program.save(str(path))
     elif exporter == "legacy":
         torch.onnx.export(

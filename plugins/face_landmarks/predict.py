@@ -25,7 +25,7 @@ from typing import Any, Sequence, Union
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from face_landmarks.data.dataset import decode_image
 from face_landmarks.data.frame import box_frames, frame_to_image, image_to_frame, warp_to_frame
@@ -33,8 +33,8 @@ from selfiter import plugins
 from selfiter.errors import ConfigError, DataError
 from selfiter.interfaces import Detector
 
-#: what :func:`predict_faces` takes for one image: an array or a file path
-ImageInput = Union[np.ndarray, str, Path]
+#: what :func:`predict_faces` takes for one image: an array, a PIL image or a file path
+ImageInput = Union[np.ndarray, Image.Image, str, Path]
 #: a face box ``(x0, y0, x1, y1)`` in image px
 Box = Sequence[float]
 
@@ -96,9 +96,13 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
 
 
 def load_image(image: ImageInput) -> np.ndarray:
-    """A path (:func:`read_image`) or an RGB array (:func:`to_rgb8`) as ``(H, W, 3)`` uint8."""
+    """A path (:func:`read_image`), a PIL image (its EXIF orientation applied, then
+    ``convert("RGB")``: palette, grey, alpha and CMYK images alike) or an RGB array
+    (:func:`to_rgb8`) as ``(H, W, 3)`` uint8."""
     if isinstance(image, (str, Path)):
         return read_image(image)
+    if isinstance(image, Image.Image):
+        return to_rgb8(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
     return to_rgb8(image)
 
 
@@ -192,7 +196,7 @@ def predict_faces(solver: Any, images: ImageInput | Sequence[ImageInput],
     out. Raises :class:`DataError` for an unreadable image,
     :class:`ConfigError` for bad options."""
     check_iterations(solver, iterations)
-    single = isinstance(images, (str, Path, np.ndarray))
+    single = isinstance(images, (str, Path, np.ndarray, Image.Image))
     items = [images] if single else list(images)
     if boxes is None:
         per_image: list[Any] = [None] * len(items)
