@@ -48,6 +48,8 @@ class Scored:
     minutes: float | None
     n: int  # samples scored
     per_iteration: list[dict[str, float]]  # [k] = metrics after k iterations
+    theta: torch.Tensor  # (N, D) after the last iteration scored
+    theta_gt: torch.Tensor  # (N, D)
 
 
 def parse_run(text: str) -> tuple[str, str]:
@@ -82,10 +84,12 @@ def score_run(label: str, name_or_path: str, cfg, split: str, iterations: int,
     ev = score(model.problem, data.to(model.device), model.solve(data.inputs, iterations=k), split)
     return Scored(
         label=label, source=str(path), mode=ckpt.mode, regressor=own.regressor.name,
-        n_params=sum(p.numel() for r in model.regressors for p in r.parameters()),
+        # every learned weight: a learned feature extractor's too
+        n_params=sum(p.numel() for p in model.model.parameters()),
         n_regressors=len(ckpt.regressors),
-        samples=ckpt.step * len(ckpt.regressors) * own.train.batch_size,
+        samples=ckpt.step * len(ckpt.regressors) * own.train.batch_size * own.train.states_per_input,
         minutes=training_minutes(str(path)), n=ev.n, per_iteration=ev.per_iteration,
+        theta=ev.result.theta.cpu(), theta_gt=data.theta_gt.cpu(),
     )
 
 
@@ -144,9 +148,20 @@ def plot(runs: list[Scored], metric: str, title: str, path: str) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def face_ced(runs: list[Scored], title: str, path: str) -> None:
+    """Cumulative error distributions (inter-ocular NME, 68 points) of face runs, one curve
+    per run, after the last iteration scored."""
+    from face_landmarks.metrics import face_errors
+    from face_landmarks.report import ced_plot
+
+    ced_plot({r.label: face_errors(r.theta, r.theta_gt, "io") for r in runs}, Path(path),
+             title=title)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def report(runs: list[Scored], metrics: list[str], iterations: int, title: str, split: str,
            device: str, command: str, out: str | None = None, plot_path: str | None = None,
-           higher_is_better: tuple[str, ...] = ()) -> str:
+           higher_is_better: tuple[str, ...] = (), ced_path: str | None = None) -> str:
     """Print one table per metric; plot the first metric and write the tables as the
     section ``title`` of ``out``, with the command that made them. Returns the tables.
     The best iteration is the lowest value, or the highest for ``higher_is_better``."""
@@ -155,12 +170,17 @@ def report(runs: list[Scored], metrics: list[str], iterations: int, title: str, 
     print(tables)
     if plot_path:
         plot(runs, metrics[0], title, plot_path)
+    if ced_path:
+        face_ced(runs, title, ced_path)
     if out:
         image = f"\n\n![{title}]({Path(plot_path).name})" if plot_path else ""
+        image += f"\n\n![{title}: CED]({Path(ced_path).name})" if ced_path else ""
         gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
         body = (f"Command: `{command}`\n\nMachine: {machine()}{gpu}.\n\n"
                 f"{', '.join(metrics)} on the {runs[0].n} samples of the `{split}` split after each "
-                f"iteration, from the mean start. Samples: optimizer steps x batch size (x stages).\n\n"
+                f"iteration, from the mean start. Parameters: every learned weight (a learned feature "
+                f"extractor's too). Samples: training states, optimizer steps x batch size x "
+                f"states per input (x stages).\n\n"
                 f"{tables}{image}\n")
         write_section(out, title, body, "Comparisons")
     return tables
@@ -182,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default="Runs compared")
     p.add_argument("--out", help="write the tables as a section (named by --title) of this page")
     p.add_argument("--plot", help="write the metric-per-iteration plot here (PNG)")
+    p.add_argument("--ced", help="face runs: write the CED plot (inter-ocular NME after the last "
+                                 "iteration) here (PNG)")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     split = args.split or cfg.evaluate.split
@@ -192,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scored {label}", file=sys.stderr, flush=True)
     metrics = args.metrics or [next(iter(runs[0].per_iteration[0]))]
     report(runs, metrics, args.iterations, args.title, split, args.device,
-           command_line(__file__, argv), args.out, args.plot, tuple(args.higher_is_better))
+           command_line(__file__, argv), args.out, args.plot, tuple(args.higher_is_better),
+           args.ced)
     return 0
 
 

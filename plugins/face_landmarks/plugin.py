@@ -11,8 +11,11 @@ from pathlib import Path
 from selfiter.hookspecs import hookimpl
 from selfiter.plugins import Lazy
 
-#: the pretrained 300-W solver, present only in builds that ship it
-PRETRAINED = Path(__file__).resolve().parent / "models" / "face300w.safetensors"
+#: the folder of the pretrained 300-W solvers, each registered only when its file is there
+MODELS = Path(__file__).resolve().parent / "models"
+#: model name -> file in MODELS: the default (the encoded-grid model, trained on a CPU)
+#: and the paper's Landmarks-Attention Network, the reference system
+PRETRAINED = {"face300w": "face300w.safetensors", "face300w_lan": "face300w_lan.safetensors"}
 
 
 @hookimpl
@@ -31,18 +34,22 @@ def register_parameter_models(register):
 
 @hookimpl
 def register_feature_extractors(register):
+    from face_landmarks.encoded_grid import EncodedGridExtractor
     from face_landmarks.patches import PatchExtractor
 
     register("patches", PatchExtractor)
+    register("encoded_grid", EncodedGridExtractor)
 
 
 @hookimpl
 def register_regressors(register):
+    from face_landmarks.networks.landmark_mlp import LandmarkMLP
     from face_landmarks.networks.lan import LandmarksAttentionNetwork
     from face_landmarks.networks.stack import StackNetwork
 
     register("lan", LandmarksAttentionNetwork)
     register("lan_stack", StackNetwork)
+    register("landmark_mlp", LandmarkMLP)
 
 
 @hookimpl
@@ -70,5 +77,6 @@ def register_commands(register):
 
 @hookimpl
 def register_models(register):
-    if PRETRAINED.is_file():
-        register("face300w", PRETRAINED)
+    for name, file in PRETRAINED.items():
+        if (MODELS / file).is_file():
+            register(name, MODELS / file)

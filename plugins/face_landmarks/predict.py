@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from face_landmarks.data.dataset import decode_image
 from face_landmarks.data.frame import box_frames, frame_to_image, image_to_frame, warp_to_frame
 from selfiter import plugins
-from selfiter.errors import ConfigError, DataError
+from selfiter.errors import CheckpointError, ConfigError, DataError
 from selfiter.interfaces import Detector
 
 #: what :func:`predict_faces` takes for one image: an array, a PIL image or a file path
@@ -165,7 +165,15 @@ def fit_faces(solver: Any, images: Sequence[np.ndarray], boxes: np.ndarray,
 
 
 def check_iterations(solver: Any, iterations: int | None) -> None:
-    """Refuse an iteration count the solver cannot run (< 0, or past a cascade's stages)."""
+    """Refuse a solver that is no face model (a checkpoint of another problem), or an
+    iteration count it cannot run (< 0, or past a cascade's stages)."""
+    from face_landmarks.problem import Face300W
+    from selfiter.checkpoint import model_signature
+
+    if not isinstance(solver.problem, Face300W):
+        raise CheckpointError(f"checkpoint {solver.source} holds a "
+                              f"{model_signature(solver.config.to_yaml())} model; 68 face "
+                              "landmarks need a face300w model")
     if iterations is None:
         return
     if iterations < 0:

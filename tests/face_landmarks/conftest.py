@@ -48,6 +48,16 @@ def tiny_encoded_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lan_model() -> TrainedSolver:
+    """The bundled ``face300w_lan`` model (the paper's LAN, trained on a CPU); skips, saying
+    why, when it is not there."""
+    if "face300w_lan" not in plugins.components("model"):
+        pytest.skip("the bundled model plugins/face_landmarks/models/face300w_lan.safetensors "
+                    "is not there")
+    return load("face300w_lan")
+
+
+@pytest.fixture(scope="session")
 def face_model() -> TrainedSolver:
     """The bundled ``face300w`` model, for accuracy tests; SELFITER_FACE_MODEL (a checkpoint
     or run folder) stands in for it. Skips, saying why, when neither is there."""

@@ -90,19 +90,19 @@ def test_bad_impl_is_rejected():
         LandmarksAttentionNetwork((68, 3, 57, 57), 136, impl="conv")
 
 
-def test_bundled_model_solves_the_same_with_the_bmm_path(face_model):
+def test_bundled_model_solves_the_same_with_the_bmm_path(lan_model):
     """The whole solver, 4 iterations on the bundled sample faces: the two paths agree
     within 1e-3 px."""
     faces = build_problem(load_config(FACE_CONFIG)).load("common").inputs[:4]  # bundled samples
-    ref_reg = face_model.regressors[0]
+    ref_reg = lan_model.regressors[0]
     kwargs = {k: getattr(ref_reg, k) for k in ("theta_dim", "output_scale")}
     fast_reg = LandmarksAttentionNetwork(ref_reg.feature_shape, impl="bmm",
                                          hidden=ref_reg.head[0].out_features,
                                          feature_dim=ref_reg.fc1_weight.shape[-1], **kwargs)
     fast_reg.load_state_dict(ref_reg.state_dict())
     fast_reg.eval()
-    theta0 = face_model.initial_theta(len(faces))
+    theta0 = lan_model.initial_theta(len(faces))
     with torch.no_grad():
-        a = face_model.solver.solve(faces, theta0, 4).theta
-        b = SIRSolver(face_model.extractor, fast_reg).solve(faces, theta0, 4).theta
+        a = lan_model.solver.solve(faces, theta0, 4).theta
+        b = SIRSolver(lan_model.extractor, fast_reg).solve(faces, theta0, 4).theta
     assert (a - b).abs().max() < 1e-3

@@ -20,7 +20,8 @@ from face_landmarks.detection import CALIBRATION_FILE, BoxCalibration, HaarFaceD
 from face_landmarks.metrics import face_errors
 from face_landmarks.predict import predict_faces, read_image, to_rgb8
 from selfiter import plugins
-from selfiter.errors import ConfigError, DataError
+from selfiter.api import load
+from selfiter.errors import CheckpointError, ConfigError, DataError
 
 SAMPLES = list_faces(SAMPLE_ROOT, "common")  # 12 faces, 320 x 320 crops
 
@@ -275,3 +276,18 @@ def test_detected_faces_are_as_accurate_as_from_true_boxes(face_model):
     err_box = [nme(np.array(boxed[i][0]["points"]), truth[i]) for i in found]
     assert np.mean(err_det) < 1.3 * np.mean(err_box) + 0.01, (err_det, err_box)
     assert np.mean(err_box) < 0.08
+
+
+def test_a_checkpoint_of_another_problem_is_refused_in_one_line(tmp_path):
+    from selfiter.config import load_config
+    from selfiter.training import train
+
+    repo = SAMPLE_ROOT.parents[3]
+    cfg = load_config(repo / "examples" / "curve_fit.yaml",
+                      ["train.steps=2", "train.val_split=null", "problem.params.n_train=64",
+                       "train.batch_size=8"])
+    curve = load(train(cfg, tmp_path / "curve", progress=False))
+    rgb, pts = sample(0)
+    with pytest.raises(CheckpointError, match=r"holds a curve_fit/.* model; 68 face landmarks "
+                                              r"need a face300w model"):
+        predict_faces(curve, rgb, boxes=[gt_box(pts)])

@@ -63,12 +63,15 @@ def test_plugin_registers_the_model_half(model_half):
 
 def test_pretrained_model_registered_only_when_shipped(tmp_path, monkeypatch):
     found: dict[str, Path] = {}
-    monkeypatch.setattr(plugin, "PRETRAINED", tmp_path / "face300w.safetensors")
+    monkeypatch.setattr(plugin, "MODELS", tmp_path)
     plugin.register_models(found.__setitem__)
     assert found == {}
+    (tmp_path / "face300w_lan.safetensors").write_bytes(b"weights")
+    plugin.register_models(found.__setitem__)
+    assert found == {"face300w_lan": tmp_path / "face300w_lan.safetensors"}
     (tmp_path / "face300w.safetensors").write_bytes(b"weights")
     plugin.register_models(found.__setitem__)
-    assert found == {"face300w": tmp_path / "face300w.safetensors"}
+    assert found["face300w"] == tmp_path / "face300w.safetensors"
 
 
 def test_config_resolves_data_root_and_checks_types(tmp_path, model_half):
