@@ -69,23 +69,27 @@ class TrainedSolver:
 
 
 def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu",
-                         source: str = "<memory>", config: Config | None = None) -> TrainedSolver:
+                         source: str = "<memory>", config: Config | None = None,
+                         problem: Problem | None = None) -> TrainedSolver:
     """Rebuild a solver from loaded checkpoint data. ``config`` (default: the
     checkpoint's own) supplies the problem and solver settings; the parts that
     must match the weights always come from the checkpoint, and a config that
-    asks for another problem or other components is refused in one line."""
+    asks for another problem or other components is refused in one line.
+    ``problem``, when given (built by the caller from ``config``), is used
+    instead of building the problem again."""
     own = config_from_dict(yaml.safe_load(ckpt.config_yaml), source=f"{source} (embedded config)")
     cfg = config if config is not None else own
     if config is not None:
         check_same_model(ckpt, config.to_yaml(), source, f"the config ({config.source or '<config>'})")
     dev = resolve_device(str(device))
-    parts = build_components(own)
+    parts = build_components(own, problem)
     parts.parameter_model.load_state_dict(ckpt.parameter_model)
     regs = [parts.make_regressor(ckpt.feature_shape) for _ in ckpt.regressors]
     model = LearnedModel(parts.extractor, regs, own.train.mode)
     load_weights(model, ckpt, source)
     model.to(dev).eval()
-    problem = parts.problem if config is None else build_problem(cfg)
+    if problem is None:
+        problem = parts.problem if config is None else build_problem(cfg)
     return TrainedSolver(
         config=cfg, problem=problem, parameter_model=parts.parameter_model, model=model,
         solver=make_solver(model), device=dev, source=source,
@@ -93,7 +97,8 @@ def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu
 
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu",
-         config: Config | None = None) -> TrainedSolver:
-    """Load a pretrained model by name (``"face300w"``) or a checkpoint file/run folder."""
+         config: Config | None = None, problem: Problem | None = None) -> TrainedSolver:
+    """Load a pretrained model by name (``"face300w"``) or a checkpoint file/run folder
+    (``problem``: see :func:`from_checkpoint_data`)."""
     path = resolve_checkpoint(name_or_path)
-    return from_checkpoint_data(load_checkpoint(path), device, str(path), config)
+    return from_checkpoint_data(load_checkpoint(path), device, str(path), config, problem)

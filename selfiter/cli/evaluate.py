@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import Any, Mapping
 
 from selfiter.atomic import write_text
-from selfiter.cli.common import add_config_args, config_from_args
+from selfiter.cli.common import (add_config_args, add_data_root_arg, config_from_args,
+                                 data_root_override)
 from selfiter.errors import ConfigError
 
+#: what a row of the table is, whatever the problem
+ROWS = "rows: after each solver iteration (iter 0: the start, before any step)"
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
     p.add_argument("--checkpoint", help="checkpoint file, run folder or pretrained model name "
                                         "(default: evaluate.checkpoint of the config)")
     p.add_argument("--split", help="split to evaluate (default: evaluate.split of the config)")
-    p.add_argument("--data-root", help="set problem.params.data_root")
+    add_data_root_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations (default: solver.iterations)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
@@ -28,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from selfiter.build import build_problem
     from selfiter.evaluation import score
 
-    extra = [f"problem.params.data_root={args.data_root}"] if args.data_root else []
+    extra = data_root_override(args)
     if args.iterations is not None:
         extra.append(f"solver.iterations={args.iterations}")
     cfg = config_from_args(args, extra)
@@ -36,16 +40,17 @@ def run(args: argparse.Namespace) -> int:
     if not ckpt:
         raise ConfigError(f"{args.config}: evaluate.checkpoint is not set and no --checkpoint given")
     split = args.split or cfg.evaluate.split
-    problem = build_problem(cfg)
+    problem = build_problem(cfg)  # once: the solver is given this one
     data = problem.load(split)  # a missing split is reported before any weights are read
-    model = load(ckpt, device=args.device, config=cfg)
-    model.problem = problem
+    model = load(ckpt, device=args.device, config=cfg, problem=problem)
     if model.max_iterations is not None and cfg.solver.iterations > model.max_iterations:
         raise ConfigError(f"solver.iterations={cfg.solver.iterations}: a cascade of "
                           f"{model.max_iterations} stages runs at most {model.max_iterations}")
+    print(f"checkpoint: {ckpt}" + ("" if str(ckpt) == model.source else f" ({model.source})"))
     result = model.solve(data.inputs, progress=True)
     ev = score(model.problem, data.to(model.device), result, split)
-    print(format_table(ev.per_iteration, split, ev.n))
+    print(format_table(ev.per_iteration, split, ev.n, getattr(problem, "data_root", None)))
+    print(legend(list(ev.per_iteration[0]), getattr(problem, "metric_legend", None)))
     if ev.n_nonfinite:
         print(f"warning: {ev.n_nonfinite} of {ev.n} samples diverged to NaN/inf; their scores are NaN")
     if args.json:
@@ -57,18 +62,28 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ev.n_nonfinite == 0 else 1
 
 
-def format_table(rows: list[dict[str, float]], split: str, n: int) -> str:
-    """Metrics per iteration as an aligned text table."""
+def format_table(rows: list[dict[str, float]], split: str, n: int, data_root: Any = None) -> str:
+    """Metrics per iteration as an aligned text table, under a line saying what was scored
+    (the split, its size and, for a problem that reads a data folder, which one)."""
     keys = list(rows[0])
     head = ["iter", *keys]
     body = [[str(k), *(_fmt(r[key]) for key in keys)] for k, r in enumerate(rows)]
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([f"split {split}: {n} samples", line(head), *(line(r) for r in body)])
+    what = f"split {split}: {n} samples" + ("" if data_root is None else f" from {data_root}")
+    return "\n".join([what, line(head), *(line(r) for r in body)])
+
+
+def legend(keys: list[str], described: Mapping[str, str] | None = None) -> str:
+    """The table's legend in one line: what a row is, and each metric with its meaning and
+    unit where the problem describes it (an optional ``metric_legend`` mapping of the problem
+    object, metric -> text); otherwise the metrics are in the problem's own units."""
+    described = described if isinstance(described, Mapping) else {}
+    if not any(described.get(k) for k in keys):
+        return f"legend: {ROWS}; columns: {', '.join(keys)} (the problem's metrics, in its units)"
+    cols = "; ".join(f"{k} = {described[k]}" if described.get(k) else k for k in keys)
+    return f"legend: {ROWS}; {cols}"
 
 
 def _fmt(v: float) -> str:
     return "nan" if isinstance(v, float) and math.isnan(v) else f"{v:.4g}"
-
-
-

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from selfiter.cli.common import add_config_args, config_from_args
+from selfiter.cli.common import (add_config_args, add_data_root_arg, config_from_args,
+                                 data_root_override)
 from selfiter.errors import ConfigError
 
 
@@ -21,7 +22,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, help="iterations unrolled (default: solver.iterations)")
     p.add_argument("--split", help="split whose first samples trace the graph and check it "
                                    "(default: evaluate.split of the config)")
-    p.add_argument("--data-root", help="set problem.params.data_root")
+    add_data_root_arg(p)
     p.add_argument("--exporter", default="dynamo", choices=["dynamo", "legacy"],
                    help="ONNX exporter: torch.export-based (needs onnxscript) or the legacy "
                         "TorchScript-based one (default: dynamo)")
@@ -29,17 +30,17 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from selfiter.api import load
+    from selfiter.build import build_problem
     from selfiter.export import export, max_difference
 
     if args.format == "onnx" and args.exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
         raise ConfigError("the dynamo ONNX exporter needs onnxscript (pip install -e '.[onnx]'), "
                           "or use --exporter legacy")
-    extra = [f"problem.params.data_root={args.data_root}"] if args.data_root else []
-    cfg = config_from_args(args, extra)
+    cfg = config_from_args(args, data_root_override(args))
     ckpt = args.checkpoint or cfg.evaluate.checkpoint
     if not ckpt:
         raise ConfigError(f"{args.config}: evaluate.checkpoint is not set and no --checkpoint given")
-    model = load(ckpt, device="cpu", config=cfg)
+    model = load(ckpt, device="cpu", config=cfg, problem=build_problem(cfg))  # built once
     data = model.problem.load(args.split or cfg.evaluate.split)
     # two samples, so that the exporter keeps the batch dimension free
     example = data.inputs[:2] if len(data) >= 2 else data.inputs[:1].repeat_interleave(2, 0)
