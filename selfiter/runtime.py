@@ -1,0 +1,122 @@
+"""Inference through onnxruntime: a trained solver's whole loop as one ONNX graph.
+
+On a CPU, PyTorch spends most of a one-input solve on per-operator overhead
+(small convolutions, small matrix products); onnxruntime runs the same graph
+several times faster (``docs/benchmarks.md``). :class:`OnnxRuntimeSolver` exports
+the unrolled solver (:class:`selfiter.export.UnrolledSolver`: the encoding once,
+then K steps) the first time it is asked for K iterations of inputs of one
+shape, checks it against PyTorch on those inputs, keeps the file in a cache
+folder keyed by the checkpoint's content, and from then on solves with it.
+
+It runs every iteration (no tolerance stop) and flags the samples whose theta
+is not finite, like :meth:`selfiter.solver.IterativeSolver.solve` with
+``tol = 0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from selfiter.errors import ConfigError, SelfiterError
+from selfiter.solver import SolveResult
+
+#: runtimes :func:`selfiter.load` accepts
+RUNTIMES = ("torch", "onnxruntime")
+#: largest |onnxruntime - PyTorch| accepted on the check after export, in theta's unit
+CHECK_TOLERANCE = 1e-2
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept: ``$SELFITER_CACHE`` or ``~/.cache/selfiter``
+    (``$XDG_CACHE_HOME/selfiter``)."""
+    if os.environ.get("SELFITER_CACHE"):
+        return Path(os.environ["SELFITER_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "selfiter"
+
+
+def _fingerprint(source: str) -> str | None:
+    """A short hash of the checkpoint file's bytes (None when it is not a file)."""
+    p = Path(source)
+    if not p.is_file():
+        return None
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+
+
+class OnnxRuntimeSolver:
+    """Solves like the solver of ``model`` (a :class:`selfiter.api.TrainedSolver` on the
+    CPU), through onnxruntime; one session per iteration count, input shape and
+    thread count."""
+
+    def __init__(self, model: Any) -> None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise SelfiterError("runtime onnxruntime: onnxruntime is not installed "
+                                "(pip install -e '.[onnx]')") from None
+        if model.device.type != "cpu":
+            raise ConfigError(f"runtime onnxruntime runs on the CPU; the model is on {model.device}")
+        self.model = model
+        self.fingerprint = _fingerprint(model.source)
+        self._sessions: dict[tuple, Any] = {}
+
+    def solve(self, inputs: torch.Tensor, theta0: torch.Tensor, iterations: int,
+              tol: float = 0.0) -> SolveResult:
+        """``inputs: (B, ...)``, ``theta0: (B, D)`` -> all ``iterations`` steps."""
+        if tol > 0:
+            raise ConfigError(f"solver.tol={tol}: the onnxruntime runtime runs every iteration; "
+                              "use tol 0 or the torch runtime")
+        if iterations == 0:
+            return self.model.solver.solve(inputs, theta0, 0)
+        session = self._session(iterations, inputs, theta0)
+        feeds = {i.name: a.cpu().numpy() for i, a in zip(session.get_inputs(), (inputs, theta0))}
+        theta, trajectory = (torch.from_numpy(np.ascontiguousarray(x)) for x in session.run(None, feeds))
+        b = theta.shape[0]
+        return SolveResult(
+            theta=theta, trajectory=trajectory,
+            steps=torch.full((b,), iterations, dtype=torch.long),
+            converged=torch.zeros(b, dtype=torch.bool),
+            nonfinite=~torch.isfinite(theta).all(1))
+
+    def _session(self, iterations: int, inputs: torch.Tensor, theta0: torch.Tensor) -> Any:
+        import onnxruntime
+
+        threads = torch.get_num_threads()
+        key = (iterations, tuple(inputs.shape[1:]), str(inputs.dtype), threads)
+        if key in self._sessions:
+            return self._sessions[key]
+        path = self._graph(iterations, inputs)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(path), options,
+                                               providers=["CPUExecutionProvider"])
+        self._sessions[key] = session
+        return session
+
+    def _graph(self, iterations: int, inputs: torch.Tensor) -> Path:
+        """The cached ONNX file for this checkpoint, K and input shape, exported (and
+        checked against PyTorch) when it is not there yet."""
+        from selfiter.export import export, max_difference
+
+        shape = "x".join(str(s) for s in inputs.shape[1:])
+        name = f"{self.fingerprint or 'memory-' + str(id(self.model))}-k{iterations}-{shape}.onnx"
+        path = cache_dir() / "onnx" / name
+        if self.fingerprint is not None and path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # two examples, so that the exporter keeps the batch dimension free
+        example = inputs[:2] if inputs.shape[0] >= 2 else inputs[:1].repeat_interleave(2, 0)
+        result = export(self.model, path, example.cpu(), "onnx", "solver", iterations, "legacy")
+        diff = max_difference(result)
+        if not diff <= CHECK_TOLERANCE:
+            path.unlink(missing_ok=True)
+            raise SelfiterError(f"runtime onnxruntime: the exported graph differs from PyTorch by "
+                                f"{diff:.3g} (> {CHECK_TOLERANCE}); use the torch runtime")
+        return path
