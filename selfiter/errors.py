@@ -1,4 +1,7 @@
-"""Errors that reach the user as one line (the CLI prints them and exits 2)."""
+"""Errors that reach the user as one line (the CLI prints them and exits 2).
+
+The CLI's exit statuses: 0 all fine, 1 some inputs failed or had no result,
+2 a :class:`SelfiterError` (bad usage, config or data), 3 an internal error."""
 
 from __future__ import annotations
 

@@ -72,10 +72,12 @@ def register_models(register):
 def register_commands(register):
     """Add sub-commands to the ``selfiter`` CLI: ``register(name, help, configure, run)``.
 
-    ``configure(parser)`` adds arguments to an ``argparse`` parser;
-    ``run(args) -> int`` does the work and returns the exit code. Raise
-    :class:`selfiter.errors.SelfiterError` for user errors: the CLI prints it
-    as one line and exits 2."""
+    ``configure(parser)`` adds arguments to an ``argparse`` parser (its epilog
+    is the place to say what the command's exit statuses mean);
+    ``run(args) -> int`` does the work and returns the exit status: 0 all fine,
+    1 some inputs failed or had no result (each named in one line on stderr).
+    Raise :class:`selfiter.errors.SelfiterError` for user errors: the CLI
+    prints it as one line and exits 2."""
 
 
 @hookspec
