@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ from selfiter.build import build_components, build_problem, resolve_device
 from selfiter.checkpoint import (CheckpointData, check_same_model, load_checkpoint, load_weights,
                                  resolve_checkpoint)
 from selfiter.config import Config, config_from_dict
+from selfiter.errors import ConfigError
+from selfiter.runtime import RUNTIMES
 from selfiter.evaluation import initial_theta, solve_batched
 from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor
 from selfiter.solver import LearnedModel, LearnedSolver, SolveResult, make_solver
@@ -31,6 +33,10 @@ class TrainedSolver:
     device: torch.device
     #: where the weights came from
     source: str
+    #: what :meth:`solve` runs on: ``torch`` (the solver loop) or ``onnxruntime`` (the
+    #: unrolled solver as one cached ONNX graph; CPU only, see :mod:`selfiter.runtime`)
+    runtime: str = "torch"
+    _onnx: Any = field(default=None, init=False, repr=False)
 
     @property
     def extractor(self) -> FeatureExtractor:
@@ -61,22 +67,35 @@ class TrainedSolver:
         """Solve ``inputs: (N, ...)`` from ``theta0: (N, D)`` (default: the mean state)."""
         s = self.config.solver
         return solve_batched(
-            self.solver, self.parameter_model, inputs.to(self.device),
+            self._runtime_solver(), self.parameter_model, inputs.to(self.device),
             s.iterations if iterations is None else iterations, s.tol if tol is None else tol,
             s.batch_size, theta0=None if theta0 is None else theta0.to(self.device),
             amp=self.config.train.amp, progress=progress,
         )
 
 
+    def _runtime_solver(self) -> Any:
+        if self.runtime == "torch":
+            return self.solver
+        if self._onnx is None:
+            from selfiter.runtime import OnnxRuntimeSolver
+
+            self._onnx = OnnxRuntimeSolver(self)
+        return self._onnx
+
+
 def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu",
                          source: str = "<memory>", config: Config | None = None,
-                         problem: Problem | None = None) -> TrainedSolver:
+                         problem: Problem | None = None, runtime: str = "torch") -> TrainedSolver:
     """Rebuild a solver from loaded checkpoint data. ``config`` (default: the
     checkpoint's own) supplies the problem and solver settings; the parts that
     must match the weights always come from the checkpoint, and a config that
     asks for another problem or other components is refused in one line.
     ``problem``, when given (built by the caller from ``config``), is used
-    instead of building the problem again."""
+    instead of building the problem again. ``runtime``: ``torch`` or
+    ``onnxruntime`` (see :class:`TrainedSolver`)."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
     own = config_from_dict(yaml.safe_load(ckpt.config_yaml), source=f"{source} (embedded config)")
     cfg = config if config is not None else own
     if config is not None:
@@ -92,13 +111,14 @@ def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu
         problem = parts.problem if config is None else build_problem(cfg)
     return TrainedSolver(
         config=cfg, problem=problem, parameter_model=parts.parameter_model, model=model,
-        solver=make_solver(model), device=dev, source=source,
+        solver=make_solver(model), device=dev, source=source, runtime=runtime,
     )
 
 
 def load(name_or_path: str | Path, device: str | torch.device = "cpu",
-         config: Config | None = None, problem: Problem | None = None) -> TrainedSolver:
+         config: Config | None = None, problem: Problem | None = None,
+         runtime: str = "torch") -> TrainedSolver:
     """Load a pretrained model by name (``"face300w"``) or a checkpoint file/run folder
-    (``problem``: see :func:`from_checkpoint_data`)."""
+    (``problem``, ``runtime``: see :func:`from_checkpoint_data`)."""
     path = resolve_checkpoint(name_or_path)
-    return from_checkpoint_data(load_checkpoint(path), device, str(path), config, problem)
+    return from_checkpoint_data(load_checkpoint(path), device, str(path), config, problem, runtime)

@@ -31,7 +31,6 @@ __all__ = [
     "Regressor",
     "ProblemData",
     "Problem",
-    "Detector",
 ]
 
 
@@ -262,11 +261,3 @@ class Problem(ABC):
         """Write plots for a solve (``trajectory: (K+1, N, D)``) into ``out_dir``;
         return the paths written. Default: none."""
         return []
-
-
-class Detector(ABC):
-    """Finds instances of a problem's object in a raw input (e.g. faces in a photo)."""
-
-    @abstractmethod
-    def detect(self, image: Any) -> list[tuple[float, float, float, float]]:
-        """Boxes ``(x0, y0, x1, y1)`` in the input's own coordinates."""

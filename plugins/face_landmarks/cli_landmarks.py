@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from face_landmarks.data.layout import IMAGE_SUFFIXES
 from selfiter.atomic import atomic_path, write_text
+from selfiter.cli.common import add_runtime_arg
 from selfiter.errors import ConfigError, DataError
 
 #: files a folder is searched for (explicitly named files are tried whatever their suffix)
@@ -47,6 +48,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH",
                    help="write {image: faces} as JSON to PATH (default: print it)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    add_runtime_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
     p.add_argument("--detector", default="haar", help="registered face detector (default: haar)")
     p.add_argument("--batch", type=int, default=16, metavar="N",
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
-    solver = load(args.model, device=args.device)
+    solver = load(args.model, device=args.device, runtime=args.runtime)
     if not isinstance(solver.problem, Face300W):
         raise ConfigError(f"{args.model}: a {type(solver.problem).__name__} model, not a face "
                           "landmark model")

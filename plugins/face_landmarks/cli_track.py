@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 from tqdm.auto import tqdm
 
 from selfiter.atomic import atomic_path
+from selfiter.cli.common import add_runtime_arg
 from selfiter.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="VIDEO", help="write the annotated video (.mp4 or .avi)")
     p.add_argument("--csv", metavar="PATH", help="write frame, x1, y1, ..., x68, y68 per frame")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    add_runtime_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations per frame (default: the model's)")
     p.add_argument("--detector", default="haar", help="registered face detector (default: haar)")
     p.add_argument("--start", default="pose", choices=["pose", "points"],
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     capture = cv2.VideoCapture(args.video)
     if not capture.isOpened():
         raise DataError(f"{args.video}: OpenCV cannot open this video")
-    solver = load(args.model, device=args.device)
+    solver = load(args.model, device=args.device, runtime=args.runtime)
     if not isinstance(solver.problem, Face300W):
         raise ConfigError(f"{args.model}: a {type(solver.problem).__name__} model, not a face "
                           "landmark model")

@@ -1,7 +1,9 @@
 """Hook implementations of the face_landmarks plugin.
 
-Components are imported inside the hooks: importing the plugin stays cheap,
-and a missing optional part fails only when it is asked for.
+Components are registered as :class:`~selfiter.plugins.Lazy` references: importing
+the plugin, or looking up another problem's components, imports none of them
+(no OpenCV for a curve-fitting config), and a missing optional part fails only
+when it is asked for.
 """
 
 from __future__ import annotations
@@ -20,36 +22,25 @@ PRETRAINED = {"face300w": "face300w.safetensors", "face300w_lan": "face300w_lan.
 
 @hookimpl
 def register_problems(register):
-    from face_landmarks.problem import Face300W
-
-    register("face300w", Face300W)
+    register("face300w", Lazy("face_landmarks.problem:Face300W"))
 
 
 @hookimpl
 def register_parameter_models(register):
-    from face_landmarks.shape_model import PcaSimilarityModel
-
-    register("pca_similarity", PcaSimilarityModel)
+    register("pca_similarity", Lazy("face_landmarks.shape_model:PcaSimilarityModel"))
 
 
 @hookimpl
 def register_feature_extractors(register):
-    from face_landmarks.encoded_grid import EncodedGridExtractor
-    from face_landmarks.patches import PatchExtractor
-
-    register("patches", PatchExtractor)
-    register("encoded_grid", EncodedGridExtractor)
+    register("patches", Lazy("face_landmarks.patches:PatchExtractor"))
+    register("encoded_grid", Lazy("face_landmarks.encoded_grid:EncodedGridExtractor"))
 
 
 @hookimpl
 def register_regressors(register):
-    from face_landmarks.networks.landmark_mlp import LandmarkMLP
-    from face_landmarks.networks.lan import LandmarksAttentionNetwork
-    from face_landmarks.networks.stack import StackNetwork
-
-    register("lan", LandmarksAttentionNetwork)
-    register("lan_stack", StackNetwork)
-    register("landmark_mlp", LandmarkMLP)
+    register("lan", Lazy("face_landmarks.networks.lan:LandmarksAttentionNetwork"))
+    register("lan_stack", Lazy("face_landmarks.networks.stack:StackNetwork"))
+    register("landmark_mlp", Lazy("face_landmarks.networks.landmark_mlp:LandmarkMLP"))
 
 
 @hookimpl

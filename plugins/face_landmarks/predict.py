@@ -29,9 +29,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from face_landmarks.data.dataset import decode_image
 from face_landmarks.data.frame import box_frames, frame_to_image, image_to_frame, warp_to_frame
+from face_landmarks.interfaces import Detector
 from selfiter import plugins
 from selfiter.errors import CheckpointError, ConfigError, DataError
-from selfiter.interfaces import Detector
 
 #: what :func:`predict_faces` takes for one image: an array, a PIL image or a file path
 ImageInput = Union[np.ndarray, Image.Image, str, Path]
@@ -226,7 +226,8 @@ def predict_faces(solver: Any, images: ImageInput | Sequence[ImageInput],
                               f"got {b.tolist()}")
         found.append(b)
     owners = [i for i, b in enumerate(found) for _ in range(len(b))]
-    fit = fit_faces(solver, arrays, np.concatenate(found), owners, iterations=iterations)
+    fit = fit_faces(solver, arrays, np.concatenate(found) if found else np.zeros((0, 4)), owners,
+                    iterations=iterations)
     out: list[list[dict[str, list]]] = [[] for _ in items]
     for box, points, owner, bad in zip(fit.boxes, fit.points, owners, fit.nonfinite):
         if not bad:

@@ -30,6 +30,14 @@ class Face300W(Problem):
     """
 
     splits = tuple(SPLITS)
+    #: what ``selfiter evaluate`` prints under its table, metric -> meaning (unit)
+    metric_legend = {
+        "nme_ip": "mean error, % of the inter-pupil distance",
+        "nme_io": "mean error, % of the inter-ocular distance",
+        "auc08": "area under the CED to 0.08 inter-ocular, %",
+        "fr08": "faces with error > 0.08 inter-ocular, %",
+        **{f"{k}_51": "the same, 51 inner points" for k in ("nme_ip", "nme_io", "auc08", "fr08")},
+    }
 
     def __init__(
         self,

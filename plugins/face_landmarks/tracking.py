@@ -64,8 +64,8 @@ import torch
 
 from face_landmarks.data.frame import box_frames, landmark_boxes, warp_to_frame
 from face_landmarks.detection import box_iou
+from face_landmarks.interfaces import Detector
 from face_landmarks.predict import FaceFit, check_iterations, fit_faces, resolve_detector
-from selfiter.interfaces import Detector
 
 
 @dataclass

@@ -25,6 +25,15 @@ def add_data_root_arg(p: argparse.ArgumentParser) -> None:
                         f"{DATA_ROOT_PARAM}; a problem without that parameter refuses it)")
 
 
+def add_runtime_arg(p: argparse.ArgumentParser) -> None:
+    from selfiter.runtime import RUNTIMES
+
+    p.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                   help="torch: the solver loop in PyTorch; onnxruntime: the whole solver as one "
+                        "ONNX graph, exported once and cached (CPU; several times faster for a "
+                        "few inputs at a time) (default: torch)")
+
+
 def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
     overrides = [o for group in args.overrides for o in group] + list(extra or [])
     return load_config(args.config, overrides)

@@ -8,8 +8,8 @@ import math
 from typing import Any, Mapping
 
 from selfiter.atomic import write_text
-from selfiter.cli.common import (add_config_args, add_data_root_arg, config_from_args,
-                                 data_root_override)
+from selfiter.cli.common import (add_config_args, add_data_root_arg, add_runtime_arg,
+                                 config_from_args, data_root_override)
 from selfiter.errors import ConfigError
 
 #: what a row of the table is, whatever the problem
@@ -23,6 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_data_root_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations (default: solver.iterations)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    add_runtime_arg(p)
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
     p.add_argument("--plot", metavar="DIR", help="write the problem's plots into DIR")
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or cfg.evaluate.split
     problem = build_problem(cfg)  # once: the solver is given this one
     data = problem.load(split)  # a missing split is reported before any weights are read
-    model = load(ckpt, device=args.device, config=cfg, problem=problem)
+    model = load(ckpt, device=args.device, config=cfg, problem=problem, runtime=args.runtime)
     if model.max_iterations is not None and cfg.solver.iterations > model.max_iterations:
         raise ConfigError(f"solver.iterations={cfg.solver.iterations}: a cascade of "
                           f"{model.max_iterations} stages runs at most {model.max_iterations}")

@@ -216,10 +216,6 @@ def test_the_cli_parser_and_a_detector_lookup_import_no_opencv():
     assert _imported_after(code) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/face_landmarks/plugin.py's register_problems, "
-                   "register_feature_extractors and register_regressors still import their modules "
-                   "(face_landmarks.problem -> cv2, matplotlib): they must register "
-                   "plugins.Lazy('module:Name') references")
 def test_a_curve_fit_config_imports_no_opencv_or_matplotlib(tmp_path):
     from selfiter.config import load_config
     from selfiter.training import train

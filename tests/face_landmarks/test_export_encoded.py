@@ -55,3 +55,34 @@ def test_a_checkpoint_of_another_model_is_refused_in_one_line(tiny_encoded_check
     assert code == 2 and err.count("\n") == 1
     assert "holds a face300w/encoded_grid/landmark_mlp model" in err
     assert "asks for face300w/patches/lan" in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
+                    reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+def test_evaluate_and_landmarks_through_onnxruntime_match_torch(tiny_encoded_checkpoint, tmp_path,
+                                                                monkeypatch, capsys):
+    monkeypatch.setenv("SELFITER_CACHE", str(tmp_path / "cache"))
+    scores = {}
+    for runtime in ("torch", "onnxruntime"):
+        out = tmp_path / f"{runtime}.json"
+        assert main(["evaluate", str(ENCODED_CONFIG), "--checkpoint", str(tiny_encoded_checkpoint),
+                     "--runtime", runtime, "--json", str(out), "--set", *TINY_ENCODED]) == 0
+        import json
+
+        scores[runtime] = json.loads(out.read_text())["per_iteration"]
+    for a, b in zip(scores["torch"], scores["onnxruntime"]):
+        assert a["nme_io"] == pytest.approx(b["nme_io"], abs=1e-3)
+    image = sorted(SAMPLE_ROOT.rglob("*.jpg"))[0]
+    points = {}
+    for runtime in ("torch", "onnxruntime"):
+        out = tmp_path / f"{runtime}-points.json"
+        main(["landmarks", str(image), "--model", str(tiny_encoded_checkpoint), "--runtime",
+              runtime, "--json", str(out)])
+        import json
+
+        points[runtime] = json.loads(out.read_text())
+    assert points["torch"].keys() == points["onnxruntime"].keys()
+    assert sum(len(faces) for faces in points["torch"].values()) >= 1
+    for key, faces in points["torch"].items():
+        for fa, fb in zip(faces, points["onnxruntime"][key]):
+            np.testing.assert_allclose(fa["points"], fb["points"], atol=1e-2)
