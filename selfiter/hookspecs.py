@@ -48,7 +48,11 @@ def register_samplers(register):
 def register_feature_extractors(register):
     """Register feature extractors: ``register(name, factory)``.
 
-    ``factory(**params) -> selfiter.interfaces.FeatureExtractor``."""
+    ``factory(**params) -> selfiter.interfaces.FeatureExtractor``. An extractor may
+    encode each input once (``encode``) and read that context at every iteration
+    (``features``); one with learned weights subclasses
+    ``selfiter.interfaces.LearnedFeatureExtractor`` and is trained, saved and
+    exported with the regressor."""
 
 
 @hookspec
