@@ -194,8 +194,8 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
                 if budget is not None:  # the bar's ETA: whichever of steps and minutes ends first
-                    bar.total = min(t.steps, step + max(0, int((budget - spent) * rate
-                                                               / states_per_step)))
+                    bar.total = expected_steps(t.steps, step, budget - spent,
+                                               rate / states_per_step)
                 rec = {"stage": stage, "step": step, "loss": loss, "lr": opt.param_groups[0]["lr"],
                        "samples_per_s": rate, "elapsed_s": stage_elapsed + now - t0}
                 if val is not None and t.val_every and step % t.val_every == 0:
@@ -217,6 +217,12 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
     if log is not None:
         log.close()
     return run / CHECKPOINT_FILE
+
+
+def expected_steps(steps: int, step: int, seconds_left: float, steps_per_s: float) -> int:
+    """Where a run at ``step`` will end: ``steps``, or sooner when the time budget
+    (``seconds_left`` at ``steps_per_s``) runs out first."""
+    return min(steps, step + max(0, int(seconds_left * steps_per_s)))
 
 
 def extractor_state(model: LearnedModel) -> dict[str, torch.Tensor]:

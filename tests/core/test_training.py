@@ -189,3 +189,10 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
     assert a.keys() == b.keys()  # the plain module's weights, no compile wrapper in the names
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+
+
+def test_the_progress_bar_ends_where_the_time_budget_ends_the_run():
+    # 10 minutes left at 2 steps/s: the run ends 1,200 steps on, not at train.steps
+    assert trainer.expected_steps(100_000, 500, 600.0, 2.0) == 1_700
+    assert trainer.expected_steps(1_000, 500, 600.0, 2.0) == 1_000  # steps end it first
+    assert trainer.expected_steps(1_000, 500, -5.0, 2.0) == 500  # budget spent
