@@ -10,8 +10,10 @@ dlib's predictor on its box (``dlib.shape_predictor(image, rect)``, one
 thread), then selfiter's ``predict_faces(model, image, boxes=[box])``: the
 frame cut from the photo, the encoder, every solver iteration and the points
 mapped back, i.e. all an application calls. Image decoding is excluded from
-both. selfiter runs with 1 and then 2 torch threads (dlib has one thread
-either way), and once more on batches of 32 faces in one call (time per face).
+both. selfiter runs in both runtimes (``torch``: the solver loop in PyTorch;
+``onnxruntime``: the whole solver as one cached ONNX graph), with 1 and then 2
+threads (dlib has one thread either way), and once more on batches of 32 faces
+in one call (time per face).
 The boxes are the ground-truth landmark boxes (selfiter's framing) and their
 mapping to dlib's detector boxes (as in ``dlib_baseline.py``), so each method
 gets the box it was trained on.
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default="face300w", help="the selfiter model")
     p.add_argument("--limit", type=int, default=100, help="the first N common faces")
     p.add_argument("--batch", type=int, default=32, help="faces per call in the batched row")
+    p.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime"],
+                   choices=["torch", "onnxruntime"], help="selfiter runtimes to time")
     p.add_argument("--report", help="write the results as Markdown to this file")
     args = p.parse_args(argv)
     import dlib
@@ -94,23 +98,25 @@ def main(argv: list[str] | None = None) -> int:
     lm_boxes = landmark_boxes(truth, 1.0).numpy()
     d_boxes = dlib_boxes(lm_boxes)
     predictor = dlib.shape_predictor(dlib_model())
-    model = load(args.checkpoint)
-    lines = ["| fit of one face given its box | torch threads | faces per call | median ms "
+    lines = ["| fit of one face given its box | runtime | threads | faces per call | median ms "
              "per face | mean ms per face | selfiter / dlib (median) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        t_dlib, t_self = interleaved(model, predictor, images, lm_boxes, d_boxes)
-        ratio = np.median(t_self) / np.median(t_dlib)
-        lines.append(f"| dlib `shape_predictor_68` | (1) | 1 | {np.median(t_dlib):.2f} | "
-                     f"{t_dlib.mean():.2f} | |")
-        lines.append(f"| selfiter `{args.checkpoint}` | {threads} | 1 | {np.median(t_self):.2f} | "
-                     f"{t_self.mean():.2f} | {ratio:.2f} |")
-        print("\n".join(lines[-2:]), file=sys.stderr)
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        ms = batched(model, images, lm_boxes, args.batch)
-        lines.append(f"| selfiter `{args.checkpoint}` | {threads} | {args.batch} | | {ms:.2f} | |")
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for runtime in args.runtimes:
+        model = load(args.checkpoint, runtime=runtime)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            t_dlib, t_self = interleaved(model, predictor, images, lm_boxes, d_boxes)
+            ratio = np.median(t_self) / np.median(t_dlib)
+            lines.append(f"| dlib `shape_predictor_68` | dlib | 1 | 1 | {np.median(t_dlib):.2f} | "
+                         f"{t_dlib.mean():.2f} | |")
+            lines.append(f"| selfiter `{args.checkpoint}` | {runtime} | {threads} | 1 | "
+                         f"{np.median(t_self):.2f} | {t_self.mean():.2f} | {ratio:.2f} |")
+            print("\n".join(lines[-2:]), file=sys.stderr)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            ms = batched(model, images, lm_boxes, args.batch)
+            lines.append(f"| selfiter `{args.checkpoint}` | {runtime} | {threads} | {args.batch} | "
+                         f"| {ms:.2f} | |")
     text = "\n".join(lines)
     print(text)
     if args.report:

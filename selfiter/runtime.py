@@ -6,7 +6,8 @@ several times faster (``docs/benchmarks.md``). :class:`OnnxRuntimeSolver` export
 the unrolled solver (:class:`selfiter.export.UnrolledSolver`: the encoding once,
 then K steps) the first time it is asked for K iterations of inputs of one
 shape, checks it against PyTorch on those inputs, keeps the file in a cache
-folder keyed by the checkpoint's content, and from then on solves with it.
+folder keyed by the checkpoint's content and the code of its modules, and from
+then on solves with it.
 
 It runs every iteration (no tolerance stop) and flags the samples whose theta
 is not finite, like :meth:`selfiter.solver.IterativeSolver.solve` with
@@ -41,12 +42,26 @@ def cache_dir() -> Path:
     return Path(base) / "selfiter"
 
 
-def _fingerprint(source: str) -> str | None:
-    """A short hash of the checkpoint file's bytes (None when it is not a file)."""
+def _fingerprint(source: str, model: torch.nn.Module) -> str | None:
+    """A short hash of what the exported graph depends on: the checkpoint file's bytes,
+    the source files of the model's modules (a changed extractor or regressor must not
+    reuse an old graph) and the torch and selfiter versions; None when the checkpoint is
+    not a file."""
+    import inspect
+    import sys
+
+    import selfiter
+
     p = Path(source)
     if not p.is_file():
         return None
-    return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256(p.read_bytes())
+    files = {inspect.getsourcefile(type(m)) for m in model.modules()}
+    files |= {getattr(sys.modules.get(type(m).__module__), "__file__", None) for m in model.modules()}
+    for f in sorted(f for f in files if f and Path(f).is_file()):
+        h.update(Path(f).read_bytes())
+    h.update(f"{torch.__version__} {selfiter.__version__}".encode())
+    return h.hexdigest()[:16]
 
 
 class OnnxRuntimeSolver:
@@ -63,7 +78,7 @@ class OnnxRuntimeSolver:
         if model.device.type != "cpu":
             raise ConfigError(f"runtime onnxruntime runs on the CPU; the model is on {model.device}")
         self.model = model
-        self.fingerprint = _fingerprint(model.source)
+        self.fingerprint = _fingerprint(model.source, model.model)
         self._sessions: dict[tuple, Any] = {}
 
     def solve(self, inputs: torch.Tensor, theta0: torch.Tensor, iterations: int,

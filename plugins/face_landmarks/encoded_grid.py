@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from face_landmarks.networks.frame_encoder import FrameEncoder
 from selfiter.interfaces import LearnedFeatureExtractor
@@ -22,7 +21,7 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
     ``x / 255 - 0.5``. Landmark ``l`` reads the map at a ``grid x grid`` square of
     points ``spacing`` frame px apart centred on it (pixel column ``c`` centred at
     ``x = c``); map cell ``j`` sits at frame px ``j * stride``. Outside the map
-    the samples are zero. One ``grid_sample`` call reads every landmark of every face.
+    the samples are zero. One batched bilinear gather reads every landmark of every face.
     """
 
     def __init__(self, input_size: int = 128, in_channels: int = 3,
@@ -73,8 +72,30 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
         n_pts = theta.shape[1] // 2
         pts = theta.to(maps.dtype).reshape(b, n_pts, 1, 2)
         grid = (pts + self.offsets.to(maps.dtype)) / self.encoder.stride  # (B, L, G*G, 2) map cells
-        # align_corners=True: -1 and +1 are the centres of the first and last cells
-        scale = grid.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
-        out = F.grid_sample(maps, grid * scale - 1.0, mode="bilinear", padding_mode="zeros",
-                            align_corners=True)  # (B, K, L, G*G)
-        return out.permute(0, 2, 1, 3).reshape(b, n_pts, -1).float()  # (B, L, K*G*G)
+        out = bilinear_gather(maps, grid.reshape(b, -1, 2))  # (B, L*G*G, K)
+        return out.reshape(b, n_pts, -1, k).transpose(2, 3).reshape(b, n_pts, -1).float()
+
+
+def bilinear_gather(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``maps: (B, K, h, w)`` read at ``points: (B, N, 2)`` (x, y in cells, cell ``(i, j)``
+    centred at ``x = j, y = i``) -> ``(B, N, K)``, bilinear, zero outside the map.
+
+    The same values as ``F.grid_sample(..., align_corners=True, padding_mode="zeros")``,
+    as four gathers from the channels-last map: onnxruntime runs gathers several times
+    faster than its GridSample, and PyTorch about as fast."""
+    b, k, h, w = maps.shape
+    # (B*h*w, K): a view when the map is channels-last; row b*h*w + i*w + j is cell (i, j) of b
+    flat = maps.permute(0, 2, 3, 1).reshape(b * h * w, k)
+    first = (torch.arange(b, device=maps.device) * (h * w)).unsqueeze(1)  # (B, 1)
+    x, y = points[..., 0], points[..., 1]  # (B, N)
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    out = maps.new_zeros(b, points.shape[1], k)
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):  # the four corners
+        cx, cy = x0 + dx, y0 + dy
+        inside = (cx >= 0) & (cx <= w - 1) & (cy >= 0) & (cy <= h - 1)
+        index = first + (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long()  # (B, N)
+        values = flat[index]  # (B, N, K)
+        out = out + values * (weight * inside.to(weight.dtype)).unsqueeze(-1)
+    return out

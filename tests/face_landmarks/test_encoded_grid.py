@@ -134,3 +134,22 @@ def test_landmark_mlp_reduces_each_landmark_by_its_own_map():
     assert reg(x).shape == (2, 10)
     with pytest.raises(ValueError, match=r"feature_shape must be \(L, F\)"):
         LandmarkMLP((5, 7, 1), 10)
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(2, 9), st.integers(2, 9),
+       st.integers(1, 40), st.integers(0, 2**31 - 1),
+       st.sampled_from([torch.float32, torch.float64]))
+def test_bilinear_gather_equals_grid_sample_inside_and_outside_the_map(b, k, h, w, n, seed, dtype):
+    from face_landmarks.encoded_grid import bilinear_gather
+
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.randn(b, k, h, w, generator=g, dtype=dtype)
+    # points up to two cells beyond every edge, some exactly on cell centres
+    pts = torch.rand(b, n, 2, generator=g, dtype=dtype) * torch.tensor([w + 3.0, h + 3.0],
+                                                                        dtype=dtype) - 2.0
+    pts[:, : n // 3] = pts[:, : n // 3].round()
+    scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], dtype=dtype)
+    ref = torch.nn.functional.grid_sample(maps, (pts * scale - 1.0).unsqueeze(2), mode="bilinear",
+                                          padding_mode="zeros", align_corners=True)  # (B, K, N, 1)
+    assert_close(bilinear_gather(maps, pts), ref[..., 0].transpose(1, 2))

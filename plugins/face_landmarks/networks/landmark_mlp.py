@@ -36,5 +36,8 @@ class LandmarkMLP(Regressor):
         self.head = regression_head(n_pts * reduced, hidden, theta_dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(torch.einsum("blf,lfr->blr", features, self.reduce_weight) + self.reduce_bias)
+        # (L, B, F) @ (L, F, r): a batched matmul over landmarks (onnxruntime runs it several
+        # times faster than the same einsum)
+        x = torch.matmul(features.transpose(0, 1), self.reduce_weight).transpose(0, 1)  # (B, L, r)
+        x = torch.relu(x + self.reduce_bias)
         return self.head(x.flatten(1)) * self.output_scale
