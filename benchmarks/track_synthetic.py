@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data" / "300w"))
     p.add_argument("--faces", nargs="+", default=["296814969_3", "image_0001"],
                    help="common-subset file stems, one per segment")
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"],
+                   help="the runtime of selfiter track and predict")
     p.add_argument("--report", help="write the figures as Markdown to this file")
     args = p.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -163,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         for start in ("pose", "points"):
             t0 = time.perf_counter()
             code = selfiter_main(["track", str(video), "--model", args.checkpoint, "--csv", str(csv),
-                                  "--start", start])
+                                  "--start", start, "--runtime", args.runtime])
             elapsed = time.perf_counter() - t0
             rows = [ln.split(",")[1:] for ln in csv.read_text().splitlines()[1:]]
             tracked = np.array([[float(v) if v else np.nan for v in r] for r in rows])
             tracks[start] = (code, elapsed, frame_errors(tracked.reshape(-1, 68, 2), truth))
-    solver = load(args.checkpoint)
+    solver = load(args.checkpoint, runtime=args.runtime)
     t0 = time.perf_counter()
     per_image = predict_faces(solver, list(decoded))
     predict_s = time.perf_counter() - t0
@@ -179,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     k = solver.config.solver.iterations
     from_truth = solver.solve(samples.inputs, samples.theta_gt, iterations=k).theta.cpu()
     walk = float(face_errors(from_truth, samples.theta_gt, "io").mean())
-    # where a tracked frame's time goes: one solver iteration of one face, in its two parts
+    # where a tracked frame's time goes: the encoding of one face (once per frame), then
+    # one solver iteration in its two parts
     one, theta = samples.inputs[:1].to(solver.device), solver.initial_theta(1)
     with torch.no_grad():
-        features_s = median_seconds(lambda: solver.extractor.features(one, theta), 5, warmup=1)
-        features = solver.extractor.features(one, theta)
+        encode_s = median_seconds(lambda: solver.model.encode(one), 5, warmup=1)
+        context = solver.model.encode(one)
+        features_s = median_seconds(lambda: solver.extractor.features(context, theta), 5, warmup=1)
+        features = solver.extractor.features(context, theta)
         regressor_s = median_seconds(lambda: solver.regressors[0](features), 5, warmup=1)
     lines = ["| frame | shot | tracking, start pose (%) | tracking, start points (%) | per-image (%) |",
              "|---:|---:|---:|---:|---:|"]
@@ -205,13 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             "stays near 0): a refit from the previous points (`--start points`) inherits that "
             "walk and compounds it frame after frame; from the previous pose with the mean "
             "shape (`--start pose`, the default) it does not.\n\n"
-            f"One iteration on one face (a tracked frame runs {k}) takes {1000 * features_s:.0f} ms "
-            f"of patch sampling and {1000 * regressor_s:.0f} ms of regressor (median of 5).\n\n"
+            f"One face in the torch runtime: {1000 * encode_s:.1f} ms of encoding (once per frame; "
+            "the inputs themselves for a model without a learned encoder), then per iteration (a "
+            f"tracked frame runs {k}) {1000 * features_s:.1f} ms of features and "
+            f"{1000 * regressor_s:.1f} ms of regressor (medians of 5).\n\n"
             + "\n".join(lines) + "\n")
     print(text)
     if args.report:
         write_report(args.report, "Face tracking on a synthetic video", __file__, argv,
-                     (f"Checkpoint `{args.checkpoint}`. The video: {n} frames of 640 x 480, two shots of a "
+                     (f"Checkpoint `{args.checkpoint}`, runtime `{args.runtime}`. The video: {n} frames of 640 x 480, two shots of a "
             f"real common-subset face ({', '.join(args.faces)}) pasted with a soft edge on a "
             "smooth background, each moved by up to 80 px, turned by up to 18 degrees and scaled "
             f"by up to 20 % over its shot; the cut at frame {starts[1]} puts the second face "
