@@ -114,32 +114,6 @@ def test_a_learned_extractor_trains_with_shared_states_and_its_weights_are_saved
     assert ev.per_iteration[-1]["err"] < 0.1 * ev.per_iteration[0]["err"]
 
 
-def test_a_learned_extractor_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    from selfiter.training import trainer
-
-    cfg = config_from_dict(learned_config(steps=150, checkpoint_every=50, states_per_input=3,
-                                          trajectory=0.5))
-    full = train(cfg, tmp_path / "full", progress=False)
-    real_step = trainer.train_step
-
-    def dying_step(parts, data, model, net, step, *a, **k):
-        if step == 120:
-            raise KeyboardInterrupt
-        return real_step(parts, data, model, net, step, *a, **k)
-
-    monkeypatch.setattr(trainer, "train_step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(trainer, "train_step", real_step)
-    resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
-    from safetensors.torch import load_file
-
-    a, b = load_file(str(full)), load_file(str(resumed))
-    assert any(k.startswith("extractor.") for k in a) and a.keys() == b.keys()
-    for k in a:
-        assert_close(a[k], b[k], rtol=0, atol=0)
-
-
 def test_a_cascade_with_a_learned_extractor_is_refused_in_one_line(tmp_path):
     cfg = config_from_dict(learned_config(mode="cascade", stages=2), source="toy.yaml")
     with pytest.raises(ConfigError, match="train.mode: cascade .* 'toy_learned_residual' has "

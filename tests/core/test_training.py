@@ -38,9 +38,13 @@ def _weights(path):
     return load_file(str(path))
 
 
+@pytest.mark.parametrize("features", ["toy_residual", "toy_learned_residual"])
 @pytest.mark.parametrize("trajectory", [0.0, 0.5], ids=["sampled", "trajectory"])
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, trajectory):
-    cfg = config_from_dict(toy_config(steps=200, checkpoint_every=50, trajectory=trajectory))
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, trajectory, features):
+    raw = toy_config(steps=200, checkpoint_every=50, trajectory=trajectory,
+                     states_per_input=1 if features == "toy_residual" else 3)
+    raw["features"] = {"name": features}  # the learned one: its encoder's weights resume too
+    cfg = config_from_dict(raw)
     full = train(cfg, tmp_path / "full", progress=False)
 
     real_step = trainer.train_step
@@ -58,6 +62,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, t
     resumed = train(cfg, tmp_path / "cut", resume=True, progress=False)
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()
+    assert any(k.startswith("extractor.") for k in a) == (features == "toy_learned_residual")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     steps = [json.loads(l)["step"] for l in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
