@@ -1,5 +1,6 @@
-"""A compact CNN over the whole face frame, run once per face: the dense feature map
-that the encoded-grid extractor samples at every solver iteration."""
+"""Generic learned encoders: a compact CNN that turns an image into a dense feature map,
+for feature extractors that encode each input once and sample the map at every
+solver iteration (see :class:`selfiter.interfaces.LearnedFeatureExtractor`)."""
 
 from __future__ import annotations
 
@@ -29,16 +30,18 @@ class Residual(nn.Module):
         return F.relu(x + self.body(x))
 
 
-class FrameEncoder(nn.Module):
-    """``frames: (B, 3, S, S)`` float in [-0.5, 0.5] -> ``maps: (B, out_channels, S/stride, S/stride)``.
+class PyramidEncoder(nn.Module):
+    """``images: (B, in_channels, H, W)`` float (about unit scale) ->
+    ``maps: (B, out_channels, H/stride, W/stride)``.
 
     ``len(widths)`` stages, stage ``i`` a stride-2 3x3 convolution to
     ``widths[i]`` channels and then ``blocks[i]`` residual blocks, so stage ``i``
-    sees the frame at stride ``2^(i+1)``. The output is at ``stride`` (a power
-    of two, at most the deepest stage's): every stage at or below that
-    resolution is projected by a 1x1 convolution to ``out_channels``, upsampled
-    bilinearly to it and summed (a top-down feature pyramid), so the map keeps
-    fine detail where it is sampled and the deep stages' large receptive field.
+    sees the image at stride ``2^(i+1)``; map cell ``j`` is centred on input
+    pixel ``j * stride``. The output is at ``stride`` (a power of two, at most
+    the deepest stage's): every stage at or below that resolution is projected
+    by a 1x1 convolution to ``out_channels``, upsampled bilinearly to it and
+    summed (a top-down feature pyramid), so the map keeps fine detail where it
+    is sampled and the deep stages' large receptive field.
     """
 
     def __init__(self, in_channels: int = 3, widths: Sequence[int] = (24, 48, 64, 96),

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from face_landmarks.networks.frame_encoder import FrameEncoder
+from selfiter.encoders import PyramidEncoder
 from selfiter.interfaces import LearnedFeatureExtractor
 
 
@@ -15,7 +15,7 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
     """``encode: frames (B, C, S, S) uint8 -> maps (B, K, S/stride, S/stride)``;
     ``features(maps, theta: (B, 2L)) -> (B, L, K * grid * grid)`` float32.
 
-    The encoder is a :class:`~face_landmarks.networks.frame_encoder.FrameEncoder`
+    The encoder is the core's :class:`~selfiter.encoders.PyramidEncoder`
     (``widths``, ``blocks``, ``out_channels`` = K, ``stride``) over frames of
     ``input_size`` px (the problem's ``frame_size``), grey levels mapped to
     ``x / 255 - 0.5``. Landmark ``l`` reads the map at a ``grid x grid`` square of
@@ -39,7 +39,7 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
         self.in_channels = in_channels
         self.grid = grid
         self.spacing = float(spacing)
-        self.encoder = FrameEncoder(in_channels, widths, blocks, out_channels, stride)
+        self.encoder = PyramidEncoder(in_channels, widths, blocks, out_channels, stride)
         offsets = (torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2) * self.spacing
         oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
         # (G*G, 2) frame px from the landmark; a buffer, so it follows the module's device
