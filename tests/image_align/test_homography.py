@@ -1,0 +1,106 @@
+"""Corners <-> matrix, warping points and images: the conventions every module relies on."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.func import jacrev, vmap
+from torch.testing import assert_close
+
+from image_align.homography import (corners_to_matrix, dlt, matrix_to_corners, template_corners,
+                                    warp_image, warp_points)
+
+#: |displacement| per coordinate in the property tests, px on a 128 px template: below
+#: 127 / (2 sqrt 2) = 45, so that no corner can cross a diagonal (the quad stays convex)
+LIMIT = 40.0
+SIZE = 128
+
+
+@st.composite
+def displacements(draw):
+    """``(theta: (B, 8), dtype)``: corner displacements in +-LIMIT px."""
+    b = draw(st.integers(1, 16))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale = draw(st.sampled_from([0.01, 1.0, 10.0, LIMIT]))
+    g = torch.Generator().manual_seed(seed)
+    theta = ((torch.rand(b, 8, generator=g, dtype=torch.float64) * 2 - 1) * scale).to(dtype)
+    return theta, dtype
+
+
+def tolerance(dtype: torch.dtype) -> dict[str, float]:
+    return {"atol": 2e-3, "rtol": 0} if dtype == torch.float32 else {"atol": 1e-9, "rtol": 0}
+
+
+@given(displacements())
+def test_corners_to_matrix_to_corners_is_the_identity(case):
+    theta, dtype = case
+    h = corners_to_matrix(theta, SIZE)
+    assert h.dtype == dtype and h.shape == (theta.shape[0], 3, 3)
+    assert_close(h[:, 2, 2], torch.ones(theta.shape[0], dtype=dtype))
+    assert_close(matrix_to_corners(h, SIZE), theta, **tolerance(dtype))
+
+
+@given(displacements(), st.floats(0.1, 10.0))
+def test_matrix_to_corners_to_matrix_is_the_identity_up_to_scale(case, scale):
+    theta, dtype = case
+    h = corners_to_matrix(theta, SIZE)
+    again = corners_to_matrix(matrix_to_corners(h * scale, SIZE), SIZE)
+    assert_close(again, h, atol=1e-4 if dtype == torch.float32 else 1e-11, rtol=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+@given(displacements())
+def test_the_matrix_moves_the_corners_by_theta_and_agrees_with_the_dlt(case):
+    theta, dtype = case
+    h = corners_to_matrix(theta, SIZE)
+    c = template_corners(SIZE, dtype)
+    moved = c + theta.reshape(-1, 4, 2)
+    assert_close(warp_points(h, c), moved, **tolerance(dtype))
+    assert_close(dlt(c.expand_as(moved), moved), h,
+                 atol=1e-3 if dtype == torch.float32 else 1e-9, rtol=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+def test_zero_displacement_is_the_identity_matrix(dtype):
+    assert_close(corners_to_matrix(torch.zeros(3, 8, dtype=dtype), SIZE),
+                 torch.eye(3, dtype=dtype).expand(3, 3, 3))
+
+
+def test_a_degenerate_quadrilateral_gives_a_non_finite_matrix_not_an_error():
+    c = template_corners(SIZE)
+    squashed = torch.cat([c[:2], c[:2]]) - c  # all 4 corners on the top edge
+    assert not torch.isfinite(corners_to_matrix(squashed.reshape(1, 8), SIZE)).all()
+
+
+def test_the_jacobian_is_right_under_vmap_and_no_grad():
+    # the core's Gauss-Newton takes vmap(jacrev(residual)) inside torch.no_grad, where
+    # torch 2.13 differentiates linalg.solve wrongly: the closed form must not care
+    theta = torch.randn(4, 8, dtype=torch.float64) * 10
+    fn = lambda t: corners_to_matrix(t, SIZE).reshape(-1)  # noqa: E731
+    with torch.no_grad():
+        inside = vmap(jacrev(fn))(theta)
+    outside = torch.stack([jacrev(fn)(t) for t in theta])
+    assert_close(inside, outside)
+
+
+def test_the_identity_warp_returns_the_image(dtype):
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(3, 2, 24, 40, generator=g, dtype=torch.float64) * 255).to(dtype)
+    out = warp_image(images, torch.eye(3, dtype=dtype).expand(3, 3, 3), (24, 40))
+    assert_close(out, images, atol=1e-3 if dtype == torch.float32 else 1e-9, rtol=0)
+
+
+def test_a_translation_warp_reads_the_shifted_pixels(dtype):
+    images = torch.arange(2 * 30 * 30, dtype=dtype).reshape(2, 1, 30, 30)
+    h = torch.eye(3, dtype=dtype).repeat(2, 1, 1)
+    h[:, 0, 2], h[:, 1, 2] = 3.0, 5.0  # out(x, y) = in(x + 3, y + 5)
+    out = warp_image(images, h, (10, 12))
+    assert_close(out, images[:, :, 5:15, 3:15], atol=1e-2 if dtype == torch.float32 else 1e-9, rtol=0)
+
+
+def test_points_sent_to_infinity_sample_zero():
+    from image_align.homography import sample
+
+    images = torch.ones(1, 1, 8, 8)
+    pts = torch.tensor([[[float("nan"), 1.0], [float("inf"), 2.0], [1e30, -1e30], [3.0, 3.0]]])
+    assert_close(sample(images, pts)[0, 0], torch.tensor([0.0, 0.0, 0.0, 1.0]))

@@ -1,0 +1,82 @@
+"""Template/image pairs: the image seen through the true homography is the template, with
+the settings' light change; draws are reproducible; the dihedral augmentation is exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from image_align.homography import corners_to_matrix, warp_image
+from image_align.problem import mirror, transpose
+from image_align.synthesis import PairSettings, make_pairs
+from tests.image_align.helpers import synthetic_photos
+
+CLEAN = dict(contrast=0.0, brightness=0.0, gradient=0.0, blur=0.0, noise=0.0)
+
+
+def misfit(inputs: torch.Tensor, theta: torch.Tensor, border: int = 10) -> torch.Tensor:
+    """RMS of the image warped back by ``theta`` minus the template, ``border`` px inside
+    the template (farther in than the template's corners move, so that every template
+    point compared is seen in the image): ``(N,)`` grey levels."""
+    x = inputs.float()
+    s = x.shape[-1]
+    back = warp_image(x[:, 1:], corners_to_matrix(theta.double(), s).float(), (s, s))[:, 0]
+    b = border
+    return (back - x[:, 0])[:, b:-b, b:-b].pow(2).mean((1, 2)).sqrt()
+
+
+def test_the_image_warped_back_by_the_truth_is_the_template():
+    photos = synthetic_photos(4, 96)
+    inputs, theta, which = make_pairs(photos, 40, PairSettings(size=48, max_shift=8.0, **CLEAN),
+                                      torch.Generator().manual_seed(0))
+    assert inputs.shape == (40, 2, 48, 48) and inputs.dtype == torch.uint8
+    assert theta.shape == (40, 8) and which.shape == (40,) and int(which.max()) < 4
+    assert theta.abs().max() <= 8.0
+    at_truth, at_identity = misfit(inputs, theta), misfit(inputs, torch.zeros_like(theta))
+    # what is left at the truth is two bilinear resamplings and the uint8 rounding
+    assert float(at_truth.max()) < 6.0
+    assert bool((at_identity > 3 * at_truth).all())
+
+
+def test_pairs_are_reproducible_and_the_seed_matters():
+    photos = synthetic_photos(3, 80)
+    settings = PairSettings(size=32, max_shift=6.0)
+    a = make_pairs(photos, 20, settings, torch.Generator().manual_seed(3))
+    b = make_pairs(photos, 20, settings, torch.Generator().manual_seed(3))
+    c = make_pairs(photos, 20, settings, torch.Generator().manual_seed(4))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[1], c[1])
+
+
+def test_the_ring_law_moves_every_corner_by_exactly_max_shift():
+    photos = synthetic_photos(2, 80)
+    _, theta, _ = make_pairs(photos, 50, PairSettings(size=32, shift_law="ring", max_shift=5.0),
+                             torch.Generator().manual_seed(0))
+    torch.testing.assert_close(theta.reshape(-1, 4, 2).norm(dim=-1), torch.full((50, 4), 5.0))
+
+
+def test_the_light_change_changes_the_image_only():
+    photos = synthetic_photos(2, 80)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    clean = make_pairs(photos, 16, PairSettings(size=32, max_shift=4.0, **CLEAN), g())
+    lit = make_pairs(photos, 16, PairSettings(size=32, max_shift=4.0, **{**CLEAN, "brightness": 0.3,
+                                                                          "contrast": 0.5}), g())
+    assert torch.equal(clean[0][:, 0], lit[0][:, 0]) and torch.equal(clean[1], lit[1])
+    assert (clean[0][:, 1].float() - lit[0][:, 1].float()).abs().mean() > 10
+
+
+@pytest.mark.parametrize("flip", [mirror, transpose])
+def test_a_mirrored_or_transposed_pair_is_a_pair_of_its_own(flip):
+    photos = synthetic_photos(3, 96)
+    inputs, theta, _ = make_pairs(photos, 24, PairSettings(size=48, max_shift=8.0, **CLEAN),
+                                  torch.Generator().manual_seed(2))
+    f_inputs, f_theta = flip(inputs, theta)
+    assert float(misfit(f_inputs, f_theta).max()) < 6.0
+    assert torch.equal(flip(*flip(inputs, theta))[1], theta)
+
+
+def test_settings_are_checked_by_name():
+    with pytest.raises(ValueError, match="max_shift must be below size / 3"):
+        PairSettings(size=30, max_shift=10.0)
+    with pytest.raises(ValueError, match="noise must be >= 0"):
+        PairSettings(noise=-1.0)
