@@ -17,7 +17,7 @@ Methods:
 * SIR: the trained solver, ``K`` iterations, batched;
 * GN: coarse-to-fine Gauss-Newton on the pixel residual (blur 4, 2, 1 px, 10 iterations
   each, a 32 x 32 grid of residual points), batched, forward-mode Jacobians
-  (:class:`image_align.classical.ForwardGaussNewton`, the core solver's steps);
+  (the core's :class:`selfiter.solver.GaussNewtonSolver`, ``jacobian="forward"``);
 * ECC: ``cv2.findTransformECC`` with ``MOTION_HOMOGRAPHY`` (``--ecc-iterations``,
   eps 1e-5, Gaussian filter 5), one pair at a time; a pair it gives up on fails.
 

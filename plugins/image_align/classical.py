@@ -11,12 +11,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.func import jacfwd, vmap
 
 from image_align.features import grid_points
 from image_align.homography import corners_to_matrix, matrix_to_corners, warp_points
 from image_align.synthesis import gaussian_blur
-from selfiter.solver import GaussNewtonSolver, IterativeSolver
+from selfiter.solver import GaussNewtonSolver
 
 #: ``residual(pair: (2, S, S), theta: (8,)) -> r: (M,)`` for ONE pair
 Residual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,7 +47,7 @@ def bilinear(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     values of :func:`image_align.homography.sample`).
 
     By gathering the 4 neighbours rather than through ``grid_sample``, which has no
-    forward-mode derivative in torch 2.13 (see :class:`ForwardGaussNewton`)."""
+    forward-mode derivative in torch 2.13 (the solver's ``jacobian="forward"``)."""
     h, w = image.shape[-2:]
     pts = torch.nan_to_num(points, nan=-2.0, posinf=-2.0, neginf=-2.0).clamp(-2.0, max(h, w) + 1.0)
     x0, y0 = pts[..., 0].floor(), pts[..., 1].floor()
@@ -62,31 +61,6 @@ def bilinear(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long()
         out = out + torch.where(inside, flat.gather(0, idx), torch.zeros_like(fx)) * wgt
     return out
-
-
-class ForwardGaussNewton(IterativeSolver):
-    """The step of :class:`selfiter.solver.GaussNewtonSolver`,
-    ``delta = -(J^T J + damping * diag(J^T J))^-1 J^T r``, with the Jacobian taken in
-    forward mode (``torch.func.jacfwd``, one pass per parameter: 8) instead of reverse
-    mode (one pass per residual: ``grid**2``). Same iterates, and for a residual of a
-    thousand points about a hundred times less work than the core's solver, which
-    would make Lucas-Kanade look slower than it is."""
-
-    def __init__(self, residual: Residual, damping: float = 1e-3) -> None:
-        self.damping = damping
-        self._r = vmap(residual)
-        self._j = vmap(jacfwd(residual, argnums=1))
-
-    def compute_delta(self, inputs: torch.Tensor, theta: torch.Tensor, k: int) -> torch.Tensor:
-        r = self._r(inputs, theta)  # (B, M)
-        j = self._j(inputs, theta)  # (B, M, D)
-        jtj = j.transpose(1, 2) @ j  # (B, D, D)
-        diag = torch.diagonal(jtj, dim1=1, dim2=2)  # (B, D)
-        a = jtj + torch.diag_embed(self.damping * diag + 1e-12)
-        g = (j.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)  # (B, D)
-        # solve_ex: a singular system (a state whose points all left the image) gives
-        # non-finite steps, which stop that sample, instead of an error for the batch
-        return -torch.linalg.solve_ex(a, g.unsqueeze(-1))[0].squeeze(-1)
 
 
 @dataclass(frozen=True)
@@ -110,8 +84,8 @@ def gauss_newton_align(inputs: torch.Tensor, theta0: torch.Tensor,
                        batch_size: int = 64, forward: bool = True) -> torch.Tensor:
     """Coarse-to-fine Gauss-Newton: ``inputs: (N, 2, S, S)`` grey levels, ``theta0: (N, 8)``
     px -> ``(N, 8)`` px, each level Gauss-Newton on :func:`lk_residual` of the blurred
-    pair, from where the level before stopped: :class:`ForwardGaussNewton`, or with
-    ``forward=False`` the core's :class:`GaussNewtonSolver` (the same steps, slower).
+    pair, from where the level before stopped, by the core's :class:`GaussNewtonSolver`
+    with forward-mode Jacobians (``forward=False``: reverse mode, the same steps, slower).
     Solved ``batch_size`` pairs at a time."""
     size = inputs.shape[-1]
     x = inputs.float()
@@ -120,8 +94,8 @@ def gauss_newton_align(inputs: torch.Tensor, theta0: torch.Tensor,
         blurred = x if lv.sigma <= 0 else gaussian_blur(
             x.reshape(-1, size, size), torch.full((x.shape[0] * 2,), lv.sigma), lv.sigma
         ).reshape(x.shape)
-        kind = ForwardGaussNewton if forward else GaussNewtonSolver
-        solver = kind(lk_residual(size, lv.grid), damping=damping)
+        solver = GaussNewtonSolver(lk_residual(size, lv.grid), damping=damping,
+                                   jacobian="forward" if forward else "reverse")
         for a in range(0, x.shape[0], batch_size):
             theta[a:a + batch_size] = solver.solve(blurred[a:a + batch_size],
                                                    theta[a:a + batch_size], lv.iterations).theta

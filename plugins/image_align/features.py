@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from image_align.homography import corners_to_matrix, sample, warp_points
-from image_align.networks import Encoder
+from selfiter.encoders import PyramidEncoder
 from selfiter.interfaces import LearnedFeatureExtractor
 
 
@@ -26,7 +26,7 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
     ``features(context, theta: (B, 8) px) -> (B, C, G, G)`` float32 (C: :attr:`channels`).
 
     ``inputs`` are uint8 (or float) grey levels, channel 0 the template, channel 1 the
-    image, each ``size`` px square. One :class:`~image_align.networks.Encoder` (shared
+    image, each ``size`` px square. One :class:`~selfiter.encoders.PyramidEncoder` (shared
     weights: the two must be described alike to be compared) maps each to K =
     ``out_channels`` channels at ``stride`` px per cell. With ``normalize`` each image is
     first standardised (zero mean, unit variance of its grey levels), which removes a
@@ -69,7 +69,7 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
         self.max_theta = float(size / 2 if max_theta is None else max_theta)
         self.correlation = correlation
         self.with_maps = with_maps
-        self.encoder = Encoder(widths, blocks, out_channels, stride)
+        self.encoder = PyramidEncoder(1, widths, blocks, out_channels, stride)
         # buffers, so they follow the module's device; not saved: they are functions of the params
         self.register_buffer("points", grid_points(size, grid), persistent=False)
         r = torch.arange(-correlation, correlation + 1, dtype=torch.float32) * stride

@@ -1,66 +1,15 @@
-"""The learned parts: a small CNN run once per template and per image, and the head that
-regresses the 8 corner increments from the features sampled on the warped grid."""
+"""The head that regresses the 8 corner increments from the features sampled on the warped
+grid (the encoder run once per template and image is the core's
+:class:`selfiter.encoders.PyramidEncoder`)."""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from selfiter.interfaces import Regressor
-
-
-def conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution (padding 1), batch norm, ReLU."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
-
-
-class Encoder(nn.Module):
-    """``images: (B, 1, S, S)`` standardised grey -> ``maps: (B, out_channels, S/stride, S/stride)``.
-
-    Stage ``i`` is a stride-2 3x3 convolution to ``widths[i]`` channels and then
-    ``blocks[i]`` more 3x3 convolutions, so it sees the image at stride ``2^(i+1)``;
-    map cell ``j`` is centred on input px ``j * 2^(i+1)``. Every stage at or below the
-    output ``stride`` is projected by a 1x1 convolution to ``out_channels``, upsampled
-    bilinearly and summed (a small feature pyramid): the map keeps the fine detail that
-    sub-pixel alignment needs and the deep stages' receptive field, which the large
-    displacements need.
-    """
-
-    def __init__(self, widths: Sequence[int] = (16, 32, 48), blocks: Sequence[int] = (0, 1, 1),
-                 out_channels: int = 16, stride: int = 4) -> None:
-        super().__init__()
-        if not widths or len(blocks) != len(widths):
-            raise ValueError(f"blocks ({list(blocks)}) needs one count per stage of widths "
-                             f"({list(widths)})")
-        levels = {2 ** (i + 1): i for i in range(len(widths))}
-        if stride not in levels:
-            raise ValueError(f"stride must be one of {sorted(levels)} for {len(widths)} stages, "
-                             f"got {stride}")
-        self.stride = stride
-        self.first_out = levels[stride]
-        self.out_channels = out_channels
-        stages, c = [], 1
-        for w, n in zip(widths, blocks):
-            stages.append(nn.Sequential(conv_bn_relu(c, w, 2), *(conv_bn_relu(w, w) for _ in range(n))))
-            c = w
-        self.stages = nn.ModuleList(stages)
-        self.lateral = nn.ModuleList(nn.Conv2d(w, out_channels, 1) for w in widths[self.first_out:])
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x, maps = images, []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i >= self.first_out:
-                maps.append(x)
-        out = self.lateral[-1](maps[-1])
-        for lat, m in zip(reversed(self.lateral[:-1]), reversed(maps[:-1])):
-            out = lat(m) + F.interpolate(out, size=m.shape[-2:], mode="bilinear", align_corners=False)
-        return out
 
 
 class AlignHead(Regressor):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,3 +134,11 @@ def test_gauss_newton_converges_on_a_well_posed_problem(b, seed):
     start = star + 0.1 * torch.randn(b, 2, generator=g, dtype=torch.float64)
     res = GaussNewtonSolver(residual, damping=1e-6).solve(y, start, 10)
     torch.testing.assert_close(res.theta, star, atol=1e-8, rtol=1e-8)
+    # forward-mode Jacobians: the same iterates
+    fwd = GaussNewtonSolver(residual, damping=1e-6, jacobian="forward").solve(y, start, 10)
+    torch.testing.assert_close(fwd.trajectory, res.trajectory, atol=1e-10, rtol=1e-10)
+
+
+def test_gauss_newton_refuses_an_unknown_jacobian_mode():
+    with pytest.raises(ValueError, match="jacobian must be 'reverse' or 'forward', got 'central'"):
+        GaussNewtonSolver(lambda x, t: x - t, jacobian="central")
