@@ -6,7 +6,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -90,3 +90,18 @@ def write_section(path: str | Path, name: str, body: str, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, text)
     print(f"wrote section {name!r} of {out}", file=sys.stderr)
+
+
+def method_tables(table: dict[str, dict[str, Any]],
+                  columns: Sequence[tuple[str, Callable[[Any], str]]]) -> str:
+    """Markdown tables of solver outcomes, one per ``(title, format)`` of ``columns``: a row
+    per start (``table``'s keys), a column per method (its rows' keys), each cell
+    ``format(outcome)``."""
+    methods = list(next(iter(table.values())))
+    head = "| start | " + " | ".join(methods) + " |\n|---|" + "---:|" * len(methods) + "\n"
+    parts = []
+    for title, fmt in columns:
+        body = "".join(f"| {label} | " + " | ".join(fmt(row[k]) for k in methods) + " |\n"
+                       for label, row in table.items())
+        parts.append(f"**{title}**\n\n{head}{body}")
+    return "\n".join(parts)

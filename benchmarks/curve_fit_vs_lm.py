@@ -42,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from common import command_line, machine, write_section
+from common import command_line, machine, method_tables, write_section
 from scipy.optimize import least_squares
 
 from curve_fit.problem import SUCCESS_THRESHOLD
@@ -153,19 +153,12 @@ def run_all(model: TrainedSolver, n: int, distances: list[float], iterations: in
 
 def markdown(table: dict[str, dict[str, Outcome]]) -> str:
     """Three Markdown tables (success %, median error, ms per problem), one row per start."""
-    methods = list(next(iter(table.values())))
-    head = "| start | " + " | ".join(methods) + " |\n|---|" + "---:|" * len(methods) + "\n"
-    parts = []
-    for title, fmt in (
+    return method_tables(table, (
         (f"Success rate, % of problems with final error < {SUCCESS_THRESHOLD}",
          lambda o: f"{o.success:.1f}"),
         ("Median final normalised parameter error", lambda o: f"{o.median_err:.4g}"),
         ("Time per problem, ms (one CPU thread)", lambda o: f"{o.ms:.3f}"),
-    ):
-        body = "".join(f"| {label} | " + " | ".join(fmt(row[k]) for k in methods) + " |\n"
-                       for label, row in table.items())
-        parts.append(f"**{title}**\n\n{head}{body}")
-    return "\n".join(parts)
+    ))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from common import write_report
+from common import method_tables, write_report
 
 from image_align.classical import DEFAULT_LEVELS, ecc_align, gauss_newton_align
 from image_align.metrics import corner_error
@@ -115,19 +115,12 @@ def run_all(model: TrainedSolver, n: int, radii: list[float], lights: dict[str, 
 
 def markdown(table: dict[str, dict[str, Outcome]]) -> str:
     """Four Markdown tables (success < 1 px, < 3 px, median error, ms per pair), one row each."""
-    methods = list(next(iter(table.values())))
-    head = "| start | " + " | ".join(methods) + " |\n|---|" + "---:|" * len(methods) + "\n"
-    parts = []
-    for title, fmt in (
+    return method_tables(table, (
         ("Success rate, % of pairs with mean corner error < 1 px", lambda o: f"{o.success_1:.1f}"),
         ("Success rate, % of pairs with mean corner error < 3 px", lambda o: f"{o.success_3:.1f}"),
         ("Median final mean corner error, px", lambda o: f"{o.median_err:.3g}"),
         ("Time per pair, ms (one CPU thread)", lambda o: f"{o.ms:.2f}"),
-    ):
-        body = "".join(f"| {label} | " + " | ".join(fmt(row[k]) for k in methods) + " |\n"
-                       for label, row in table.items())
-        parts.append(f"**{title}**\n\n{head}{body}")
-    return "\n".join(parts)
+    ))
 
 
 def plot(table: dict[str, dict[str, Outcome]], radii: list[float], path: Path) -> None:
