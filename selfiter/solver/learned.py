@@ -90,14 +90,6 @@ class LearnedSolver(IterativeSolver):
     def __init__(self, model: LearnedModel) -> None:
         self.model = model
 
-    @property
-    def extractor(self) -> FeatureExtractor:
-        return self.model.extractor
-
-    @property
-    def regressors(self) -> list[Regressor]:
-        return list(self.model.regressors)
-
     def prepare(self, inputs: torch.Tensor) -> Context:
         return self.model.encode(inputs)
 
@@ -113,10 +105,6 @@ class SIRSolver(LearnedSolver):
 
     def __init__(self, extractor: FeatureExtractor, regressor: Regressor) -> None:
         super().__init__(LearnedModel(extractor, [regressor], "sir"))
-
-    @property
-    def regressor(self) -> Regressor:
-        return self.model.regressors[0]
 
 
 class CascadeSolver(LearnedSolver):
