@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     single = np.array([f[0]["points"] if f else np.full((68, 2), np.nan) for f in per_image])
     err_image = frame_errors(single, truth)
     # a refit from the last points inherits how far the model walks from the truth itself
-    samples = load_faces(SAMPLE_ROOT, "common")
+    samples = load_faces(SAMPLE_ROOT, "common", solver.problem.frame_size, solver.problem.box_scale)
     k = solver.config.solver.iterations
     from_truth = solver.solve(samples.inputs, samples.theta_gt, iterations=k).theta.cpu()
     walk = float(face_errors(from_truth, samples.theta_gt, "io").mean())
