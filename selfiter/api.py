@@ -14,7 +14,7 @@ from selfiter.checkpoint import (CheckpointData, check_same_model, load_checkpoi
                                  resolve_checkpoint)
 from selfiter.config import Config, config_from_dict
 from selfiter.errors import ConfigError
-from selfiter.runtime import RUNTIMES
+from selfiter.runtime import RUNTIMES, OnnxRuntimeSolver
 from selfiter.evaluation import initial_theta, solve_batched
 from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor
 from selfiter.solver import LearnedModel, LearnedSolver, SolveResult, make_solver
@@ -78,8 +78,6 @@ class TrainedSolver:
         if self.runtime == "torch":
             return self.solver
         if self._onnx is None:
-            from selfiter.runtime import OnnxRuntimeSolver
-
             self._onnx = OnnxRuntimeSolver(self)
         return self._onnx
 

@@ -2,7 +2,7 @@
 
 On a CPU, PyTorch spends most of a one-input solve on per-operator overhead
 (small convolutions, small matrix products); onnxruntime runs the same graph
-several times faster (``docs/benchmarks.md``). :class:`OnnxRuntimeSolver` exports
+about twice as fast for one face (``docs/benchmarks.md``). :class:`OnnxRuntimeSolver` exports
 the unrolled solver (:class:`selfiter.export.UnrolledSolver`: the encoding once,
 then K steps) the first time it is asked for K iterations of inputs of one
 shape, checks it against PyTorch on those inputs, keeps the file in a cache
@@ -48,7 +48,6 @@ def _fingerprint(source: str, model: torch.nn.Module) -> str | None:
     reuse an old graph) and the torch and selfiter versions; None when the checkpoint is
     not a file."""
     import inspect
-    import sys
 
     import selfiter
 
@@ -57,7 +56,6 @@ def _fingerprint(source: str, model: torch.nn.Module) -> str | None:
         return None
     h = hashlib.sha256(p.read_bytes())
     files = {inspect.getsourcefile(type(m)) for m in model.modules()}
-    files |= {getattr(sys.modules.get(type(m).__module__), "__file__", None) for m in model.modules()}
     for f in sorted(f for f in files if f and Path(f).is_file()):
         h.update(Path(f).read_bytes())
     h.update(f"{torch.__version__} {selfiter.__version__}".encode())

@@ -30,7 +30,7 @@ def add_runtime_arg(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--runtime", default="torch", choices=RUNTIMES,
                    help="torch: the solver loop in PyTorch; onnxruntime: the whole solver as one "
-                        "ONNX graph, exported once and cached (CPU; several times faster for a "
+                        "ONNX graph, exported once and cached (CPU; about twice as fast for a "
                         "few inputs at a time) (default: torch)")
 
 
