@@ -10,8 +10,9 @@ dlib's predictor on its box (``dlib.shape_predictor(image, rect)``, one
 thread), then selfiter's ``predict_faces(model, image, boxes=[box])``: the
 frame cut from the photo, the encoder, every solver iteration and the points
 mapped back, i.e. all an application calls. Image decoding is excluded from
-both. selfiter runs in both runtimes (``torch``: the solver loop in PyTorch;
-``onnxruntime``: the whole solver as one cached ONNX graph), with 1 and then 2
+both. selfiter runs in every runtime (``torch``: the solver loop in PyTorch;
+``onnxruntime``: the whole solver as one cached ONNX graph; ``onnxruntime-int8``:
+that graph with int8 matrix products), with 1 and then 2
 threads (dlib has one thread either way), and once more on batches of 32 faces
 in one call (time per face).
 The boxes are the ground-truth landmark boxes (selfiter's framing) and their
@@ -37,6 +38,7 @@ from face_landmarks.data.layout import list_faces
 from face_landmarks.data.pts import read_pts
 from face_landmarks.predict import predict_faces, read_image
 from selfiter.api import load
+from selfiter.runtime import RUNTIMES
 
 REPO = Path(__file__).resolve().parents[1]
 #: dlib's HOG box -> landmark box, medians over the common subset (docs/results/dlib.md)
@@ -86,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default="face300w", help="the selfiter model")
     p.add_argument("--limit", type=int, default=100, help="the first N common faces")
     p.add_argument("--batch", type=int, default=32, help="faces per call in the batched row")
-    p.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime"],
-                   choices=["torch", "onnxruntime"], help="selfiter runtimes to time")
+    p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES,
+                   help="selfiter runtimes to time")
     p.add_argument("--report", help="write the results as Markdown to this file")
     args = p.parse_args(argv)
     import dlib

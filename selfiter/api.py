@@ -33,10 +33,12 @@ class TrainedSolver:
     device: torch.device
     #: where the weights came from
     source: str
-    #: what :meth:`solve` runs on: ``torch`` (the solver loop) or ``onnxruntime`` (the
-    #: unrolled solver as one cached ONNX graph; CPU only, see :mod:`selfiter.runtime`)
+    #: what :meth:`solve` runs on: ``torch`` (the solver loop), ``onnxruntime`` (the
+    #: unrolled solver as one cached ONNX graph; CPU only, see :mod:`selfiter.runtime`) or
+    #: ``onnxruntime-int8`` (that graph with int8 matrix products)
     runtime: str = "torch"
     _onnx: Any = field(default=None, init=False, repr=False)
+    _theta_mean: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     @property
     def extractor(self) -> FeatureExtractor:
@@ -54,7 +56,11 @@ class TrainedSolver:
 
     def initial_theta(self, n: int) -> torch.Tensor:
         """The start of every solve: theta of the mean state, ``(n, D)`` on the solver's device."""
-        return initial_theta(self.parameter_model, n, self.device)
+        if self._theta_mean is None:
+            # the parameter model is fixed once loaded; a one-face fit should not pay for
+            # mapping the mean state to theta again at every call
+            self._theta_mean = initial_theta(self.parameter_model, 1, self.device)
+        return self._theta_mean.expand(n, -1).clone()
 
     def predict(self, raw: Any, **options: Any) -> Any:
         """The problem's own prediction on raw input (for faces: photos -> landmarks);
@@ -69,7 +75,8 @@ class TrainedSolver:
         return solve_batched(
             self._runtime_solver(), self.parameter_model, inputs.to(self.device),
             s.iterations if iterations is None else iterations, s.tol if tol is None else tol,
-            s.batch_size, theta0=None if theta0 is None else theta0.to(self.device),
+            s.batch_size,
+            theta0=self.initial_theta(inputs.shape[0]) if theta0 is None else theta0.to(self.device),
             amp=self.config.train.amp, progress=progress,
         )
 
@@ -78,7 +85,7 @@ class TrainedSolver:
         if self.runtime == "torch":
             return self.solver
         if self._onnx is None:
-            self._onnx = OnnxRuntimeSolver(self)
+            self._onnx = OnnxRuntimeSolver(self, int8=self.runtime == "onnxruntime-int8")
         return self._onnx
 
 
@@ -90,8 +97,8 @@ def from_checkpoint_data(ckpt: CheckpointData, device: str | torch.device = "cpu
     must match the weights always come from the checkpoint, and a config that
     asks for another problem or other components is refused in one line.
     ``problem``, when given (built by the caller from ``config``), is used
-    instead of building the problem again. ``runtime``: ``torch`` or
-    ``onnxruntime`` (see :class:`TrainedSolver`)."""
+    instead of building the problem again. ``runtime``: ``torch``, ``onnxruntime``
+    or ``onnxruntime-int8`` (see :class:`TrainedSolver`)."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
     own = config_from_dict(yaml.safe_load(ckpt.config_yaml), source=f"{source} (embedded config)")

@@ -39,7 +39,9 @@ def solve_batched(
             else contextlib.nullcontext())
     parts: list[SolveResult] = []
     with cast:
-        for a in tqdm(range(0, n, batch_size), disable=not progress, desc="solve", unit="batch"):
+        starts = range(0, n, batch_size)
+        # no bar object at all without progress: a one-face fit calls this for every face
+        for a in tqdm(starts, desc="solve", unit="batch") if progress else starts:
             parts.append(solver.solve(inputs[a:a + batch_size], theta0[a:a + batch_size].to(device),
                                       iterations, tol))
     return SolveResult(

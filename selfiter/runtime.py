@@ -9,6 +9,15 @@ shape, checks it against PyTorch on those inputs, keeps the file in a cache
 folder keyed by the checkpoint's content and the code of its modules, and from
 then on solves with it.
 
+``onnxruntime-int8`` runs the same graph with its matrix products in int8
+(onnxruntime's dynamic quantization: int8 weights, activations quantized per
+call): a one-input solve of a regressor with large fully connected layers is
+weight-bandwidth bound, and int8 weights are a quarter of the bytes. The
+convolutions stay float (onnxruntime's integer convolution was slower here,
+``docs/results/fit_speed.md``). Its check against PyTorch allows
+:data:`INT8_RELATIVE_TOLERANCE` of the solve's largest move instead of
+:data:`CHECK_TOLERANCE`.
+
 It runs every iteration (no tolerance stop) and flags the samples whose theta
 is not finite, like :meth:`selfiter.solver.IterativeSolver.solve` with
 ``tol = 0``.
@@ -28,9 +37,12 @@ from selfiter.errors import ConfigError, SelfiterError
 from selfiter.solver import SolveResult
 
 #: runtimes :func:`selfiter.load` accepts
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 #: largest |onnxruntime - PyTorch| accepted on the check after export, in theta's unit
 CHECK_TOLERANCE = 1e-2
+#: largest |int8 graph - PyTorch| accepted, as a fraction of max |theta_K - theta_0| on the
+#: check's inputs (the quantization error scales with the values it rounds, not with theta's unit)
+INT8_RELATIVE_TOLERANCE = 0.05
 
 
 def cache_dir() -> Path:
@@ -67,7 +79,7 @@ class OnnxRuntimeSolver:
     CPU), through onnxruntime; one session per iteration count, input shape and
     thread count."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, int8: bool = False) -> None:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -76,6 +88,7 @@ class OnnxRuntimeSolver:
         if model.device.type != "cpu":
             raise ConfigError(f"runtime onnxruntime runs on the CPU; the model is on {model.device}")
         self.model = model
+        self.int8 = int8
         self.fingerprint = _fingerprint(model.source, model.model)
         self._sessions: dict[tuple, Any] = {}
 
@@ -114,22 +127,64 @@ class OnnxRuntimeSolver:
         return session
 
     def _graph(self, iterations: int, inputs: torch.Tensor) -> Path:
-        """The cached ONNX file for this checkpoint, K and input shape, exported (and
-        checked against PyTorch) when it is not there yet."""
+        """The cached ONNX file for this checkpoint, K, input shape and precision,
+        exported (and checked against PyTorch) when it is not there yet."""
         from selfiter.export import export, max_difference
 
         shape = "x".join(str(s) for s in inputs.shape[1:])
-        name = f"{self.fingerprint or 'memory-' + str(id(self.model))}-k{iterations}-{shape}.onnx"
-        path = cache_dir() / "onnx" / name
-        if self.fingerprint is not None and path.is_file():
-            return path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        name = f"{self.fingerprint or 'memory-' + str(id(self.model))}-k{iterations}-{shape}"
+        path = cache_dir() / "onnx" / f"{name}.onnx"
+        int8_path = path.with_name(f"{name}-int8.onnx")
+        cached = self.fingerprint is not None
+        if cached and (int8_path if self.int8 else path).is_file():
+            return int8_path if self.int8 else path
         # two examples, so that the exporter keeps the batch dimension free
         example = inputs[:2] if inputs.shape[0] >= 2 else inputs[:1].repeat_interleave(2, 0)
-        result = export(self.model, path, example.cpu(), "onnx", "solver", iterations, "legacy")
-        diff = max_difference(result)
-        if not diff <= CHECK_TOLERANCE:
-            path.unlink(missing_ok=True)
-            raise SelfiterError(f"runtime onnxruntime: the exported graph differs from PyTorch by "
-                                f"{diff:.3g} (> {CHECK_TOLERANCE}); use the torch runtime")
-        return path
+        example = example.cpu()
+        if not (cached and path.is_file()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            result = export(self.model, path, example, "onnx", "solver", iterations, "legacy")
+            diff = max_difference(result)
+            if not diff <= CHECK_TOLERANCE:
+                path.unlink(missing_ok=True)
+                raise SelfiterError(f"runtime onnxruntime: the exported graph differs from "
+                                    f"PyTorch by {diff:.3g} (> {CHECK_TOLERANCE}); use the torch "
+                                    "runtime")
+        if not self.int8:
+            return path
+        self._quantize(path, int8_path, example, iterations)
+        return int8_path
+
+    def _quantize(self, source: Path, path: Path, example: torch.Tensor, iterations: int) -> None:
+        """Write the int8 version of the float graph ``source`` to ``path`` atomically,
+        after checking it against PyTorch's solve of ``example``."""
+        import logging
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from selfiter.atomic import atomic_path
+        from selfiter.export import run_onnx
+
+        theta0 = self.model.initial_theta(example.shape[0]).cpu()
+        with torch.no_grad():
+            expected = self.model.solver.solve(example, theta0, iterations).theta.numpy()
+        root = logging.getLogger()
+        level = root.level
+        with atomic_path(path) as tmp:
+            # it logs a hint to run its shape pre-processing on the root logger, which only
+            # helps static quantization
+            root.setLevel(logging.ERROR)
+            try:
+                quantize_dynamic(source, tmp, op_types_to_quantize=["MatMul", "Gemm"],
+                                 weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
+            theta = run_onnx(tmp, (example, theta0))[0]
+            diff = float(np.abs(theta - expected).max())
+            moved = float(np.abs(expected - theta0.numpy()).max())
+            allowed = max(CHECK_TOLERANCE, INT8_RELATIVE_TOLERANCE * moved)
+            if not diff <= allowed:
+                raise SelfiterError(f"runtime onnxruntime-int8: the int8 graph differs from "
+                                    f"PyTorch by {diff:.3g} (> {allowed:.3g}); use the "
+                                    "onnxruntime runtime")
+

@@ -64,3 +64,45 @@ def test_nonfinite_states_are_flagged_and_a_tolerance_is_refused(runs, cache):
     assert out.nonfinite.tolist() == [False, True, False]
     with pytest.raises(ConfigError, match="solver.tol=0.1: the onnxruntime runtime runs every"):
         solver.solve(torch.zeros(3, 2), theta0, 2, tol=0.1)
+
+
+@pytest.mark.parametrize("kind", ["residual", "learned"])
+def test_int8_runtime_stays_near_pytorch_and_caches_beside_the_float_graph(runs, cache, kind):
+    import selfiter.runtime as runtime
+
+    model = load(runs[kind], runtime="onnxruntime-int8")
+    g = torch.Generator().manual_seed(1)
+    inputs = torch.randn(9, 2, generator=g) * 2 + 1
+    theta0 = model.initial_theta(9)
+    ref = model.solver.solve(inputs, theta0, 3)
+    got = model.solve(inputs, theta0, iterations=3)
+    moved = float((ref.theta - theta0).abs().max())
+    # int8 rounding is not exact, but it must stay a small fraction of the solve's move
+    assert float((got.theta - ref.theta).abs().max()) <= 2 * runtime.INT8_RELATIVE_TOLERANCE * moved
+    names = sorted(p.name for p in (cache / "onnx").glob("*.onnx"))
+    assert len(names) == 2 and names[0].endswith("-k3-2-int8.onnx") and names[1].endswith("-k3-2.onnx")
+
+
+def test_int8_graph_outside_its_tolerance_is_refused_and_not_cached(runs, cache, monkeypatch):
+    import selfiter.runtime as runtime
+    from selfiter.errors import SelfiterError
+
+    inputs = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    load(runs["residual"], runtime="onnxruntime").solve(inputs, iterations=2)  # the float graph
+    monkeypatch.setattr(runtime, "INT8_RELATIVE_TOLERANCE", 0.0)
+    monkeypatch.setattr(runtime, "CHECK_TOLERANCE", 0.0)
+    model = load(runs["residual"], runtime="onnxruntime-int8")
+    with pytest.raises(SelfiterError, match="onnxruntime-int8: the int8 graph differs from PyTorch"):
+        model.solve(inputs, iterations=2)
+    assert [p.name.endswith("-k2-2.onnx") for p in (cache / "onnx").iterdir()] == [True]
+
+
+def test_the_cached_start_is_the_mean_state_and_each_call_gets_its_own_copy(runs):
+    from selfiter.evaluation import initial_theta
+
+    model = load(runs["residual"])
+    first = model.initial_theta(3)
+    first[0, 0] = float("nan")  # a caller may write into its start (the solver does not)
+    again = model.initial_theta(3)
+    assert_close(again, initial_theta(model.parameter_model, 3))
+    assert torch.isfinite(again).all()
