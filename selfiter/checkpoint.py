@@ -137,10 +137,13 @@ def check_same_model(ckpt: CheckpointData, asked_yaml: str, source: str, asked_b
         raise CheckpointError(f"checkpoint {source} holds a {have} model, {asked_by} asks for {want}")
 
 
-def load_weights(model: torch.nn.Module, ckpt: CheckpointData, source: str) -> None:
+def load_weights(model: torch.nn.Module, ckpt: CheckpointData, source: str,
+                 partial: bool = False) -> tuple[int, int] | None:
     """Put a checkpoint's weights into a :class:`selfiter.solver.LearnedModel` (in place):
     its regressor(s) and, when it has weights, its feature extractor. Raises
-    :class:`CheckpointError` naming the part that does not fit."""
+    :class:`CheckpointError` naming the part that does not fit; with ``partial``, only
+    the tensors whose names and shapes fit are loaded, and ``(loaded, total)`` tensor
+    counts are returned."""
     if len(ckpt.regressors) != len(model.regressors):
         raise CheckpointError(f"{source}: holds {len(ckpt.regressors)} regressor(s), the model "
                               f"has {len(model.regressors)}")
@@ -152,9 +155,24 @@ def load_weights(model: torch.nn.Module, ckpt: CheckpointData, source: str) -> N
     elif ckpt.extractor:
         raise CheckpointError(f"{source}: holds weights of a learned feature extractor; the "
                               "configured one has none")
+    if partial:
+        return _load_matching(targets)
     for module, sd, what in targets:
         try:
             module.load_state_dict(sd)
         except RuntimeError as exc:
             raise CheckpointError(f"{source}: weights do not fit {what}: "
                                   f"{str(exc).splitlines()[0]}") from None
+    return None
+
+
+def _load_matching(targets: list[tuple[torch.nn.Module, dict, str]]) -> tuple[int, int]:
+    """Load, per module, the checkpoint tensors whose name and shape it has; returns
+    ``(tensors loaded, tensors of the modules in all)``."""
+    loaded = total = 0
+    for module, sd, _ in targets:
+        own = module.state_dict()
+        fits = {k: v for k, v in sd.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+        module.load_state_dict(fits, strict=False)
+        loaded, total = loaded + len(fits), total + len(own)
+    return loaded, total

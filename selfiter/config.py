@@ -110,6 +110,11 @@ class TrainConfig:
     #: start from this checkpoint's weights and fitted parameter model instead of
     #: fresh ones (a path, run folder or pretrained model name; None: fresh): fine-tuning
     init: str | None = None
+    #: with ``init``: take only the checkpoint's tensors whose names and shapes this run's
+    #: model shares, and keep the fresh initial weights of the rest (to change part of an
+    #: architecture, e.g. an encoder's blocks, and keep what is learned elsewhere); the
+    #: run's first log record lists how many tensors came from the checkpoint
+    init_partial: bool = False
     #: SIR mode: the share of each batch whose sampled states are first moved by the
     #: regressor being trained, 1 to ``trajectory_steps`` times, so that it also
     #: learns from the states its own iterations reach (0: the paper's sampling only)

@@ -16,7 +16,7 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
     ``features(maps, theta: (B, 2L)) -> (B, L, K * grid * grid)`` float32.
 
     The encoder is the core's :class:`~selfiter.encoders.PyramidEncoder`
-    (``widths``, ``blocks``, ``out_channels`` = K, ``stride``) over frames of
+    (``widths``, ``blocks``, ``block``, ``out_channels`` = K, ``stride``) over frames of
     ``input_size`` px (the problem's ``frame_size``), grey levels mapped to
     ``x / 255 - 0.5``. Landmark ``l`` reads the map at a ``grid x grid`` square of
     points ``spacing`` frame px apart centred on it (pixel column ``c`` centred at
@@ -27,7 +27,7 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
     def __init__(self, input_size: int = 128, in_channels: int = 3,
                  widths: Sequence[int] = (24, 48, 64, 96), blocks: Sequence[int] = (0, 1, 1, 1),
                  out_channels: int = 48, stride: int = 4, grid: int = 3,
-                 spacing: float = 4.0) -> None:
+                 spacing: float = 4.0, block: str = "residual") -> None:
         super().__init__()
         if input_size < 2 * stride:
             raise ValueError(f"input_size must be at least 2 * stride = {2 * stride}, got {input_size}")
@@ -39,7 +39,7 @@ class EncodedGridExtractor(LearnedFeatureExtractor):
         self.in_channels = in_channels
         self.grid = grid
         self.spacing = float(spacing)
-        self.encoder = PyramidEncoder(in_channels, widths, blocks, out_channels, stride)
+        self.encoder = PyramidEncoder(in_channels, widths, blocks, out_channels, stride, block)
         offsets = (torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2) * self.spacing
         oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
         # (G*G, 2) frame px from the landmark; a buffer, so it follows the module's device

@@ -112,8 +112,9 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
             f"{cfg.source or '<config>'}: train.mode: cascade trains each stage on fixed features, "
             f"but features {cfg.features.name!r} has learned weights; use mode sir")
     start_stage, start_step, elapsed = 0, 0, 0.0
+    init_counts = None
     if init is not None:
-        load_weights(model, init, f"train.init: {t.init}")
+        init_counts = load_weights(model, init, f"train.init: {t.init}", partial=t.init_partial)
     if state is not None:
         if "model" in state:
             model.load_state_dict(state["model"])
@@ -124,6 +125,9 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
     model.to(device)
     log = MetricsLog(run, resume_at=(start_stage, start_step) if state is not None else None) \
         if world.is_main else None
+    if log is not None and init_counts is not None:
+        log.write({"stage": 0, "step": 0, "init_tensors_loaded": init_counts[0],
+                   "init_tensors": init_counts[1]})
     loss_fn = make_loss(t.loss, t.loss_scale)
     budget = t.minutes * 60.0 / n_stages if t.minutes is not None else None
     seed = t.seed + 7919 * world.rank  # each rank its own draws

@@ -185,6 +185,26 @@ def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path):
         train(config_from_dict(other), tmp_path / "d", progress=False)
 
 
+def test_partial_init_takes_the_tensors_that_fit_and_keeps_fresh_ones_for_the_rest(tmp_path):
+    import json
+
+    base = train(config_from_dict(toy_config(steps=50)), tmp_path / "base", progress=False)
+    wide = config_from_dict(toy_config(steps=1, init=str(base), init_partial=True,
+                                       optimizer="sgd", lr=1e-12))
+    wide.regressor.params["hidden"] = [32, 16]  # the first layer fits, the rest is new
+    tuned = load_checkpoint(train(wide, tmp_path / "wide", progress=False)).regressors[0]
+    old = load_checkpoint(base).regressors[0]
+    same = [k for k in tuned if k in old and tuned[k].shape == old[k].shape]
+    assert same and len(same) < len(tuned)
+    for k in same:  # an SGD step at a negligible rate: the checkpoint's values
+        torch.testing.assert_close(tuned[k], old[k], rtol=0, atol=1e-9)
+    first = json.loads((tmp_path / "wide" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["init_tensors_loaded"] == len(same) and first["init_tensors"] == len(tuned)
+    with pytest.raises(CheckpointError, match="weights do not fit regressor 'mlp'"):
+        wide.train.init_partial = False
+        train(wide, tmp_path / "strict", progress=False)
+
+
 @pytest.mark.slow
 def test_compiled_training_follows_the_eager_run(tmp_path):
     eager = train(config_from_dict(toy_config(steps=20)), tmp_path / "eager", progress=False)
