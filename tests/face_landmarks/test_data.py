@@ -416,3 +416,27 @@ def test_real_common_split_with_progress_bar(data_300w, capsys):
     assert "load common" in capsys.readouterr().err
     # every landmark inside the frame, with the box_scale margin
     assert 0 < float(data.theta_gt.min()) and float(data.theta_gt.max()) < 255
+
+
+@settings(max_examples=25, deadline=None)
+@given(side=st.floats(300, 900), cx=st.floats(0, 1200), cy=st.floats(0, 900),
+       angle=st.floats(-0.6, 0.6))
+def test_shrinking_only_the_part_under_the_frame_matches_shrinking_the_whole_photo(side, cx, cy, angle):
+    # a large smooth photo, a frame well coarser than it centred anywhere on it (often
+    # reaching out of it)
+    yy, xx = np.mgrid[0:900, 0:1200].astype(np.float64)
+    image = np.stack([127 + 100 * np.sin(xx / 37.0) * np.cos(yy / 23.0),
+                      127 + 100 * np.cos((xx + yy) / 51.0), xx * 0 + 90], -1).astype(np.uint8)
+    a = side / 128 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    affine = np.hstack([a, (np.array([cx, cy]) - a @ np.array([63.5, 63.5]))[:, None]])
+    got = warp_to_frame(image, affine, 128).astype(np.float64)
+    # the reference: the whole photo shrunk, then warped (the mapping of cv2.resize's centres)
+    f = 1 / float(np.sqrt(abs(np.linalg.det(a))))
+    small = cv2.resize(image, (round(1200 * f), round(900 * f)), interpolation=cv2.INTER_AREA)
+    fx = np.array([[small.shape[1] / 1200], [small.shape[0] / 900]])
+    ref = cv2.warpAffine(small, np.hstack([fx * affine[:, :2], fx * affine[:, 2:] + (fx - 1) / 2]),
+                         (128, 128), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float64)
+    inside = (got > 0).all(-1) & (ref > 0).all(-1)  # the third channel is 90 on the photo
+    assert inside.mean() > 0.2
+    assert np.abs(got - ref)[inside].mean() < 1.0

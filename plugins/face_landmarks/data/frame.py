@@ -90,11 +90,25 @@ def warp_to_frame(image: np.ndarray, frame_to_image_affine: np.ndarray | torch.T
     """The frame of one image: ``image: (H, W, C)`` uint8 -> ``(S, S, C)`` uint8.
 
     Bilinear, black outside the image. Where the frame is more than twice
-    coarser than the image, the image is first area-averaged down to the
-    frame's resolution so that fine texture does not alias."""
+    coarser than the image, the part of the image under the frame is first
+    area-averaged down to the frame's resolution so that fine texture does not alias."""
     affine = np.asarray(frame_to_image_affine, dtype=np.float64).reshape(2, 3)
     px_per_frame_px = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
     if px_per_frame_px > 2.0:
+        # only the part of the image under the frame is shrunk (a small face in a large
+        # photo would otherwise pay for the whole photo); the margin covers the area filter
+        corners = np.array([[-0.5, -0.5], [frame_size - 0.5, -0.5], [-0.5, frame_size - 0.5],
+                            [frame_size - 0.5, frame_size - 0.5]])
+        mapped = corners @ affine[:, :2].T + affine[:, 2]
+        margin = 2 * px_per_frame_px + 2
+        size = np.array(image.shape[1::-1])  # (W, H)
+        x0, y0 = np.clip(np.floor(mapped.min(0) - margin), 0, size).astype(int)
+        x1, y1 = np.clip(np.ceil(mapped.max(0) + margin), 0, size).astype(int)
+        if x1 <= x0 or y1 <= y0:  # the frame lies outside the image: all black
+            return np.zeros((frame_size, frame_size, image.shape[2]) if image.ndim == 3
+                            else (frame_size, frame_size), np.uint8)
+        image = image[y0:y1, x0:x1]
+        affine = affine - np.array([[0.0, 0.0, x0], [0.0, 0.0, y0]])
         h, w = image.shape[:2]
         small_w = max(1, round(w / px_per_frame_px))
         small_h = max(1, round(h / px_per_frame_px))
