@@ -19,7 +19,8 @@ Methods:
   each, a 32 x 32 grid of residual points), batched, forward-mode Jacobians
   (the core's :class:`selfiter.solver.GaussNewtonSolver`, ``jacobian="forward"``);
 * ECC: ``cv2.findTransformECC`` with ``MOTION_HOMOGRAPHY`` (``--ecc-iterations``,
-  eps 1e-5, Gaussian filter 5), one pair at a time; a pair it gives up on fails.
+  eps 1e-5, Gaussian filter 5), one pair at a time; a pair it gives up on fails;
+* SIR, then ECC: ECC started from SIR's result (its time is the sum of both).
 
 A solve succeeds when its mean corner error is below 1 px (and, second table, 3 px).
 Time per problem is wall time over the whole batch divided by its size, on ONE CPU
@@ -100,8 +101,11 @@ def run_all(model: TrainedSolver, n: int, radii: list[float], lights: dict[str, 
             inputs, gt = test_pairs(model, n, r, light, seed + 1000 * li + ri)
             start = torch.zeros_like(gt)  # the identity: corner error exactly r
             row: dict[str, Outcome] = {}
-            theta, ms = timed(lambda: model.solve(inputs, start, iterations=iterations).theta, n)
-            row[f"SIR x{iterations}"] = outcome(theta, gt, ms)
+            sir, sir_ms = timed(lambda: model.solve(inputs, start, iterations=iterations).theta, n)
+            row[f"SIR x{iterations}"] = outcome(sir, gt, sir_ms)
+            # the learned solver's basin, then the classical solver's sub-pixel polish
+            theta, ms = timed(lambda: ecc_align(inputs, sir, iterations=ecc_iterations), n)
+            row[f"SIR x{iterations}, then ECC"] = outcome(theta, gt, sir_ms + ms)
             theta, ms = timed(lambda: gauss_newton_align(inputs, start), n)
             row["GN (coarse-to-fine)"] = outcome(theta, gt, ms)
             theta, ms = timed(lambda: ecc_align(inputs, start, iterations=ecc_iterations), n)
