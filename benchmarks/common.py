@@ -55,6 +55,11 @@ def command_line(script: str, argv: list[str] | None = None) -> str:
     return " ".join(shlex.quote(a) for a in ["python", os.path.relpath(script, repo), *args])
 
 
+def provenance(script: str, argv: list[str] | None, machine_note: str = "") -> str:
+    """The ``Command: ...`` and ``Machine: ...`` lines every results text starts with."""
+    return f"Command: `{command_line(script, argv)}`\n\nMachine: {machine()}{machine_note}."
+
+
 def write_report(path: str, title: str, script: str, argv: list[str] | None, intro: str,
                  body: str, machine_note: str = "") -> None:
     """Write a results page: title, the exact command that made it, the machine, then the text."""
@@ -62,8 +67,7 @@ def write_report(path: str, title: str, script: str, argv: list[str] | None, int
 
     from selfiter.atomic import write_text
 
-    write_text(path, f"# {title}\n\nCommand: `{command_line(script, argv)}`\n\n"
-                     f"Machine: {machine()}{machine_note}.\n\n{intro}\n\n{body}")
+    write_text(path, f"# {title}\n\n{provenance(script, argv, machine_note)}\n\n{intro}\n\n{body}")
     print(f"wrote {path}", file=sys.stderr)
 
 

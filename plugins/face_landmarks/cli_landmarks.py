@@ -1,7 +1,8 @@
 """``selfiter landmarks IMAGE_OR_FOLDER...``: 68 points on every face of every photo.
 
-Faces are found by the calibrated Haar detector, solved in batches of images,
-written as JSON ``{image_path: [{"box": [...], "points": [[x, y]] * 68}]}`` (0-based
+Faces are found by a calibrated detector (``--detector``, faces of ``--min-face``
+px and more) or given with ``--box`` (the same boxes for every image), solved in
+batches of images, written as JSON ``{image_path: [{"box": [...], "points": [[x, y]] * 68}]}`` (0-based
 px of the image as displayed) and, with ``--out``, drawn on an overlay PNG per
 image. A file that cannot be read, or an image without a face, gets one line
 on stderr and the batch goes on: the JSON is written with every image that was
@@ -20,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from face_landmarks.data.layout import IMAGE_SUFFIXES
+from face_landmarks.detectors import DEFAULT_DETECTOR
 from selfiter.atomic import atomic_path, write_text
 from selfiter.cli.common import add_runtime_arg
 from selfiter.errors import ConfigError, DataError
@@ -34,7 +36,9 @@ EXIT_CODES = """exit status:
   0  every input was read and every image has at least one face
   1  some inputs could not be read or have no face (one line each on stderr); the JSON
      and overlays are still written for the images that were read
-  2  bad usage: an unknown option, model or detector, a bad --batch or --iterations"""
+  2  bad usage: an unknown option, model or detector, a bad --batch, --iterations, --box
+     or --min-face, or a detector whose optional package is not installed (the line names
+     the pip command)"""
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -50,7 +54,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     add_runtime_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
-    p.add_argument("--detector", default="haar", help="registered face detector (default: haar)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR,
+                   help=f"registered face detector (default: {DEFAULT_DETECTOR}; `selfiter plugins` "
+                        "lists them)")
+    p.add_argument("--min-face", type=float, metavar="PX",
+                   help="least side (px of the image) of a face the detector looks for "
+                        "(default: the detector's own, e.g. 30 for haar)")
+    p.add_argument("--box", action="append", metavar="X0,Y0,X1,Y1",
+                   help="a face's box (px, the square around its landmarks) instead of the "
+                        "detector; repeat for several faces; used for every input image "
+                        "(--box=-5,... when X0 is negative)")
     p.add_argument("--batch", type=int, default=16, metavar="N",
                    help="images whose faces are solved together (default: 16)")
 
@@ -77,6 +90,22 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str
         else:
             errors.append(f"{p}: no such file or folder")
     return found, errors
+
+
+def parse_box(text: str) -> list[float]:
+    """``"x0,y0,x1,y1"`` -> four finite floats with ``x1 > x0`` and ``y1 > y0``, or a
+    :class:`ConfigError` naming the value."""
+    parts = text.split(",")
+    try:
+        box = [float(v) for v in parts]
+    except ValueError:
+        box = []
+    if len(box) != 4 or not np.isfinite(box).all():
+        raise ConfigError(f"--box {text!r}: expected four numbers X0,Y0,X1,Y1 (px), e.g. "
+                          "--box 40,60,240,260")
+    if not (box[2] > box[0] and box[3] > box[1]):
+        raise ConfigError(f"--box {text!r}: needs X1 > X0 and Y1 > Y0")
+    return box
 
 
 def unique_names(names: list[Path]) -> list[Path]:
@@ -113,7 +142,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.model}: a {type(solver.problem).__name__} model, not a face "
                           "landmark model")
     check_iterations(solver, args.iterations)
-    detector = make_detector(args.detector)
+    boxes = [parse_box(b) for b in args.box] if args.box else None
+    if args.min_face is not None:
+        if boxes:
+            raise ConfigError("--min-face sets the detector's least face; with --box no "
+                              "detector runs")
+        if not (np.isfinite(args.min_face) and args.min_face > 0):
+            raise ConfigError(f"--min-face must be > 0 px, got {args.min_face:g}")
+    params = {} if args.min_face is None else {"min_size": args.min_face}
+    detector = None if boxes else make_detector(args.detector, **params)
+    least = getattr(detector, "min_size", None)
+    least = "" if least is None else f", least face {least:g} px: see --min-face"
     images, errors = collect_images(args.inputs)
     overlays = unique_names([name for _, name in images])
     results: dict[str, list] = {}
@@ -136,15 +175,21 @@ def run(args: argparse.Namespace) -> int:
             except DataError as exc:
                 fail(str(exc))
         # a chunk whose every file is unreadable has nothing to solve
-        faces = predict_faces(solver, [img for _, _, img in readable], detector=detector,
-                              iterations=args.iterations) if readable else []
+        faces = predict_faces(solver, [img for _, _, img in readable],
+                              boxes=None if boxes is None else [boxes] * len(readable),
+                              detector=detector, iterations=args.iterations) if readable else []
         for (path, overlay, image), found in zip(readable, faces):
             results[str(path)] = found
             n_faces += len(found)
             if not found:
                 no_face += 1
-                fail(f"{path}: no face found by detector {args.detector!r} "
-                     f"({image.shape[1]} x {image.shape[0]} px; listed in the JSON with no faces)")
+                if boxes is not None:  # only a solve gone non-finite drops a given box
+                    fail(f"{path}: the solve diverged in every --box; listed in the JSON "
+                         "with no faces")
+                else:
+                    fail(f"{path}: no face found by detector {args.detector!r} "
+                         f"({image.shape[1]} x {image.shape[0]} px{least}; listed in the "
+                         "JSON with no faces)")
             if args.out:
                 write_overlay(Path(args.out) / overlay, draw_faces(image, found))
         bar.update(len(chunk))

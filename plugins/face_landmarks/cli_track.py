@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from tqdm.auto import tqdm
 
+from face_landmarks.detectors import DEFAULT_DETECTOR
 from selfiter.atomic import atomic_path
 from selfiter.cli.common import add_runtime_arg
 from selfiter.errors import ConfigError, DataError
@@ -51,7 +52,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     add_runtime_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations per frame (default: the model's)")
-    p.add_argument("--detector", default="haar", help="registered face detector (default: haar)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR,
+                   help=f"registered face detector (default: {DEFAULT_DETECTOR})")
     p.add_argument("--start", default="pose", choices=["pose", "points"],
                    help="a frame starts from the previous frame's pose with the mean shape, or "
                         "from its points (for a model that converges; default: pose)")

@@ -52,8 +52,13 @@ def register_kinds(register):
 
 @hookimpl
 def register_detectors(register):
-    # lazy: OpenCV is imported when a detector is used, not when any component is looked up
-    register("haar", Lazy("face_landmarks.detection:HaarFaceDetector"))
+    # lazy: OpenCV, dlib and mediapipe are imported when a detector is built, not when any
+    # component is looked up; a missing optional package fails then, naming its pip command
+    register("haar", Lazy("face_landmarks.detectors.haar:HaarFaceDetector"))
+    register("dlib_hog", Lazy("face_landmarks.detectors.dlib_hog:DlibHogDetector"))
+    register("dlib_mmod", Lazy("face_landmarks.detectors.dlib_mmod:DlibMmodDetector"))
+    register("blazeface_short", Lazy("face_landmarks.detectors.blazeface:BlazeFaceShort"))
+    register("blazeface_full", Lazy("face_landmarks.detectors.blazeface:BlazeFaceFull"))
 
 
 @hookimpl

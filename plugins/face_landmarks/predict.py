@@ -18,6 +18,7 @@ Conventions of every function here:
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -29,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from face_landmarks.data.dataset import decode_image
 from face_landmarks.data.frame import box_frames, frame_to_image, image_to_frame, warp_to_frame
+from face_landmarks.detectors import DEFAULT_DETECTOR
 from face_landmarks.interfaces import Detector
 from selfiter import plugins
 from selfiter.errors import CheckpointError, ConfigError, DataError
@@ -107,9 +109,18 @@ def load_image(image: ImageInput) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def make_detector(name: str) -> Detector:
-    """The registered detector ``name``, built with its defaults (once per process)."""
-    return plugins.get("detector", name).obj()
+def make_detector(name: str, **params: Any) -> Detector:
+    """The registered detector ``name``, built with its defaults and ``params`` (e.g.
+    ``min_size=60``), once per process and parameters. A detector that takes no such
+    parameter, or whose optional package is missing, raises a one-line :class:`ConfigError`."""
+    factory = plugins.get("detector", name).obj
+    if params:
+        try:
+            inspect.signature(factory).bind(**params)
+        except TypeError:
+            raise ConfigError(f"detector {name!r} takes no {', '.join(sorted(params))} "
+                              "parameter") from None
+    return factory(**params)
 
 
 def resolve_detector(detector: str | Detector | None) -> Detector | None:
@@ -185,7 +196,7 @@ def check_iterations(solver: Any, iterations: int | None) -> None:
 
 def predict_faces(solver: Any, images: ImageInput | Sequence[ImageInput],
                   boxes: Sequence[Box] | Sequence[Sequence[Box] | None] | None = None,
-                  detector: str | Detector | None = "haar",
+                  detector: str | Detector | None = DEFAULT_DETECTOR,
                   iterations: int | None = None) -> list[list[dict[str, list]]]:
     """68 landmarks of every face in every image, all faces solved in one batch.
 

@@ -63,7 +63,8 @@ import numpy as np
 import torch
 
 from face_landmarks.data.frame import box_frames, landmark_boxes, warp_to_frame
-from face_landmarks.detection import box_iou
+from face_landmarks.detectors import DEFAULT_DETECTOR
+from face_landmarks.detectors.calibration import box_iou
 from face_landmarks.interfaces import Detector
 from face_landmarks.predict import FaceFit, check_iterations, fit_faces, resolve_detector
 
@@ -121,7 +122,7 @@ class FaceTracker:
     0 = never): when a track is lost, see the module docstring.
     """
 
-    def __init__(self, solver: Any, detector: str | Detector = "haar",
+    def __init__(self, solver: Any, detector: str | Detector = DEFAULT_DETECTOR,
                  iterations: int | None = None, start: Literal["pose", "points"] = "pose",
                  lost_step: float = 4.0, max_zoom: float = 1.3, min_similarity: float = 0.5,
                  verify_every: int = 5) -> None:

@@ -99,6 +99,12 @@ def test_same_named_files_get_separate_overlays(tiny_face_checkpoint, tmp_path):
     (["--device", "cuda"], "CUDA is not available"),
     (["--batch", "0"], "--batch must be >= 1"),
     (["--detector", "nope"], "no detector named 'nope'"),
+    (["--box", "1,2,3"], "--box '1,2,3': expected four numbers X0,Y0,X1,Y1"),
+    (["--box", "a,b,c,d"], "--box 'a,b,c,d': expected four numbers"),
+    (["--box", "0,0,10,inf"], "expected four numbers"),
+    (["--box", "0,0,10,10", "--box", "10,10,5,20"], "--box '10,10,5,20': needs X1 > X0 and Y1 > Y0"),
+    (["--min-face", "0"], "--min-face must be > 0 px"),
+    (["--min-face", "40", "--box", "0,0,10,10"], "with --box no detector runs"),
 ])
 def test_usage_errors_exit_2_with_one_line(tiny_face_checkpoint, capsys, extra, message):
     args = ["landmarks", str(SAMPLES[0].image), "--model", str(tiny_face_checkpoint), *extra]
@@ -143,8 +149,8 @@ def test_an_image_without_a_face_exits_1_with_one_clear_line(tiny_face_checkpoin
     captured = capsys.readouterr()
     assert json.loads(captured.out)[str(grey)] == []
     (line,) = [ln for ln in captured.err.splitlines() if "wall.png" in ln]
-    assert line == (f"{grey}: no face found by detector 'haar' (120 x 90 px; listed in the JSON "
-                    "with no faces)")
+    assert line == (f"{grey}: no face found by detector 'haar' (120 x 90 px, least face 30 px: "
+                    "see --min-face; listed in the JSON with no faces)")
 
 
 def test_the_exit_codes_are_in_the_help_and_the_cli_reference(capsys):
@@ -157,3 +163,40 @@ def test_the_exit_codes_are_in_the_help_and_the_cli_reference(capsys):
                  "1  some inputs could not be read or have no face",
                  "2  bad usage"):
         assert line in text and line in reference
+
+
+def landmark_box(i: int) -> list[float]:
+    from face_landmarks.data.frame import landmark_boxes
+    from face_landmarks.data.pts import read_pts
+
+    return landmark_boxes(read_pts(SAMPLES[i].pts), 1.0).tolist()
+
+
+def test_boxes_given_with_box_replace_the_detector_on_every_image(tiny_face_checkpoint, tmp_path,
+                                                                  capsys):
+    wall = tmp_path / "wall.png"  # no face a detector would find
+    cv2.imwrite(str(wall), np.full((240, 320), 128, np.uint8))
+    boxes = [landmark_box(0), [10.0, 20.0, 110.5, 120.5]]
+    args = ["landmarks", str(SAMPLES[0].image), str(wall), "--model", str(tiny_face_checkpoint),
+            "--iterations", "0"]
+    for b in boxes:
+        args += ["--box", ",".join(map(repr, b))]
+    assert main(args) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert list(results) == [str(SAMPLES[0].image), str(wall)]
+    for faces in results.values():
+        np.testing.assert_allclose([f["box"] for f in faces], boxes)
+        assert all(np.array(f["points"]).shape == (68, 2) for f in faces)
+
+
+def test_min_face_is_the_least_face_the_detector_looks_for(tiny_face_checkpoint, capsys):
+    photo = str(SAMPLES[0].image)  # its face: a landmark box of about 200 px
+    base = ["landmarks", photo, "--model", str(tiny_face_checkpoint), "--iterations", "0"]
+    assert main([*base, "--min-face", "400"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {photo: []}
+    (line,) = [ln for ln in captured.err.splitlines() if photo in ln]
+    assert "no face found by detector 'haar' (320 x 320 px, least face 400 px: see --min-face" in line
+    assert main([*base, "--min-face", "120"]) == 0
+    (face,) = json.loads(capsys.readouterr().out)[photo]
+    assert face["box"][2] - face["box"][0] >= 120

@@ -16,7 +16,8 @@ from face_landmarks.data.dataset import decode_image, load_faces
 from face_landmarks.data.frame import frame_to_image, landmark_boxes
 from face_landmarks.data.layout import SAMPLE_ROOT, list_faces
 from face_landmarks.data.pts import read_pts
-from face_landmarks.detection import CALIBRATION_FILE, BoxCalibration, HaarFaceDetector, box_iou
+from face_landmarks.detectors.calibration import BoxCalibration, box_iou, calibration_file
+from face_landmarks.detectors.haar import HaarFaceDetector
 from face_landmarks.metrics import face_errors
 from face_landmarks.predict import predict_faces, read_image, to_rgb8
 from selfiter import plugins
@@ -119,7 +120,7 @@ def test_unreadable_files_raise_data_error(tmp_path, content, message):
 def test_haar_is_registered_and_calibrated():
     detector = plugins.get("detector", "haar").obj()
     assert isinstance(detector, HaarFaceDetector)
-    cal = BoxCalibration.load(CALIBRATION_FILE)
+    cal = BoxCalibration.load(calibration_file("haar"))
     assert detector.calibration == cal and cal != BoxCalibration()
     # a Haar box starts at the eyebrows: the landmark box lies lower
     assert 0.05 < cal.dy < 0.3 and abs(cal.dx) < 0.05 and 0.7 < cal.scale < 1.2

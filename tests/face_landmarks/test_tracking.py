@@ -13,7 +13,7 @@ import torch
 from face_landmarks.cli_track import csv_header
 from face_landmarks.data.frame import landmark_boxes
 from face_landmarks.data.layout import SAMPLE_ROOT
-from face_landmarks.detection import HaarFaceDetector
+from face_landmarks.detectors.haar import HaarFaceDetector
 from face_landmarks.predict import predict_faces
 from face_landmarks.tracking import FaceTracker
 from selfiter.cli.main import main
