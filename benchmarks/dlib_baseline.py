@@ -12,8 +12,9 @@ face box, with two protocols:
   derived from the annotated points. selfiter takes the landmark box (the
   square on the points' bounding box, as in training); dlib takes the box its
   own HOG detector would give, found by mapping the landmark box with the
-  median offset and size from dlib boxes to landmark boxes over the faces its
-  detector finds (the mapping Haar boxes get in ``calibrate_detector.py``);
+  offset and size from dlib boxes to landmark boxes of the highest mean IoU over
+  the faces its detector finds (:meth:`BoxCalibration.fit`, the mapping every
+  detector's boxes get in ``calibrate_detector.py``);
 * **dlib's detector**, the faces it finds (a detection with IoU >= 0.3 with
   the landmark box): dlib on its own box, selfiter on the same box calibrated
   by that mapping's inverse.
@@ -33,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from calibrate_detector import best_match, fit_calibration
+from calibrate_detector import best_match
 from common import write_report
 
 from face_landmarks.data.frame import landmark_boxes
+from face_landmarks.detectors.calibration import BoxCalibration
 from face_landmarks.data.layout import list_faces
 from face_landmarks.data.pts import read_pts
 from face_landmarks.metrics import face_metrics
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     detect_ms = 1e3 * (time.perf_counter() - t0) / len(images)
     det, overlap = best_match(lm_boxes, raw)
     found = overlap >= MATCH_IOU
-    cal = fit_calibration(lm_boxes[found], det[found])  # dlib box -> landmark box
+    cal = BoxCalibration.fit(lm_boxes[found], det[found])  # dlib box -> landmark box
     print(f"dlib detector found {found.sum()} of {len(found)} faces; {cal}", file=sys.stderr)
 
     predictor = dlib.shape_predictor(dlib_model())
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{solver.config.solver.iterations} iterations, {args.threads} torch thread(s). "
              f"dlib's HOG detector (1 upsampling) found {int(found.sum())} of {len(found)} common "
              f"faces at {detect_ms:.0f} ms per image; its box maps to the landmark box with "
-             f"dx = {cal.dx:+.3f}, dy = {cal.dy:+.3f}, scale = {cal.scale:.3f} (medians). NME in "
+             f"dx = {cal.dx:+.3f}, dy = {cal.dy:+.3f}, scale = {cal.scale:.3f} (`BoxCalibration.fit`). NME in "
              "% of the inter-pupil (ip) or inter-ocular (io) distance; AUC and failure rate at "
              "0.08 inter-ocular; 51: the inner points. Times: the predictor per face, wall "
              "clock, image decoding excluded. dlib's training data is not documented and may "

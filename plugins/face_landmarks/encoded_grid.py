@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from selfiter.encoders import PyramidEncoder
 from selfiter.interfaces import LearnedFeatureExtractor
@@ -81,21 +82,23 @@ def bilinear_gather(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     centred at ``x = j, y = i``) -> ``(B, N, K)``, bilinear, zero outside the map.
 
     The same values as ``F.grid_sample(..., align_corners=True, padding_mode="zeros")``,
-    as four gathers from the channels-last map: onnxruntime runs gathers several times
-    faster than its GridSample, and PyTorch about as fast."""
+    as one gather of the four corners from the channels-last map with a border of zero
+    cells: a corner outside the map is clamped onto that border and reads zero, so no
+    validity masks are needed. onnxruntime runs this several times faster than its
+    GridSample (and than four masked gathers); PyTorch about as fast."""
     b, k, h, w = maps.shape
-    # (B*h*w, K): a view when the map is channels-last; row b*h*w + i*w + j is cell (i, j) of b
-    flat = maps.permute(0, 2, 3, 1).reshape(b * h * w, k)
-    first = (torch.arange(b, device=maps.device) * (h * w)).unsqueeze(1)  # (B, 1)
-    x, y = points[..., 0], points[..., 1]  # (B, N)
+    padded = F.pad(maps, (1, 1, 1, 1))  # (B, K, h+2, w+2), cell (i, j) now at (i+1, j+1)
+    hp, wp = h + 2, w + 2
+    # (B*hp*wp, K): row b*hp*wp + i*wp + j is padded cell (i, j) of map b
+    flat = padded.permute(0, 2, 3, 1).reshape(b * hp * wp, k)
+    first = (torch.arange(b, device=maps.device) * (hp * wp)).view(b, 1, 1)  # (B, 1, 1)
+    x, y = points[..., 0] + 1, points[..., 1] + 1  # (B, N) padded cells
     x0, y0 = x.floor(), y.floor()
-    fx, fy = x - x0, y - y0
-    out = maps.new_zeros(b, points.shape[1], k)
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):  # the four corners
-        cx, cy = x0 + dx, y0 + dy
-        inside = (cx >= 0) & (cx <= w - 1) & (cy >= 0) & (cy <= h - 1)
-        index = first + (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long()  # (B, N)
-        values = flat[index]  # (B, N, K)
-        out = out + values * (weight * inside.to(weight.dtype)).unsqueeze(-1)
-    return out
+    fx, fy = (x - x0).unsqueeze(-1), (y - y0).unsqueeze(-1)  # (B, N, 1)
+    corner_x = torch.tensor([0.0, 1.0, 0.0, 1.0], device=maps.device, dtype=x.dtype)
+    corner_y = torch.tensor([0.0, 0.0, 1.0, 1.0], device=maps.device, dtype=x.dtype)
+    cx = (x0.unsqueeze(-1) + corner_x).clamp(0, wp - 1)  # (B, N, 4)
+    cy = (y0.unsqueeze(-1) + corner_y).clamp(0, hp - 1)
+    index = first + (cy * wp + cx).long()  # (B, N, 4)
+    weight = (corner_x * fx + (1 - corner_x) * (1 - fx)) * (corner_y * fy + (1 - corner_y) * (1 - fy))
+    return (flat[index] * weight.unsqueeze(-1)).sum(2)  # (B, N, 4, K) -> (B, N, K)

@@ -55,6 +55,7 @@ detector finds nothing, the frame has no face and the next frame tries again.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,7 +67,9 @@ from face_landmarks.data.frame import box_frames, landmark_boxes, warp_to_frame
 from face_landmarks.detectors import DEFAULT_DETECTOR
 from face_landmarks.detectors.calibration import box_iou
 from face_landmarks.interfaces import Detector
-from face_landmarks.predict import FaceFit, check_iterations, fit_faces, resolve_detector
+from face_landmarks.predict import (FaceFit, check_iterations, fit_faces, make_detector,
+                                    resolve_detector)
+from selfiter import plugins
 
 
 @dataclass
@@ -92,6 +95,12 @@ VERIFY_CROP = 256
 #: least IoU of a calibrated detection with the tracked landmark box for the check to pass
 #: (the detector's recall criterion: 95.8 % of the 300-W common faces pass it)
 VERIFY_IOU = 0.5
+
+
+def _takes_min_size(name: str) -> bool:
+    """Whether the registered detector ``name`` is built with a ``min_size`` parameter."""
+    factory = plugins.get("detector", name).obj
+    return "min_size" in inspect.signature(factory).parameters
 
 
 def _side(box: np.ndarray) -> float:
@@ -135,6 +144,11 @@ class FaceTracker:
                              f"{verify_every}")
         self.solver = solver
         self.detector = resolve_detector(detector)
+        # the periodic check looks for a face of about VERIFY_CROP / 2 px: a registered
+        # detector built for faces of half that (not its default least size, 30 px for
+        # most) runs on a smaller working image there, e.g. dlib's HOG without upsampling
+        self.verifier = (make_detector(detector, min_size=VERIFY_CROP / 4)
+                         if isinstance(detector, str) and _takes_min_size(detector) else self.detector)
         self.iterations = iterations
         self.start = start
         self.lost_step = lost_step
@@ -205,7 +219,7 @@ class FaceTracker:
         centre = (box[:2] + box[2:]) / 2
         crop_box = torch.as_tensor(np.concatenate([centre - side / 2, centre + side / 2]))
         affine = box_frames(crop_box, VERIFY_CROP).numpy()  # crop px -> image px: scale, shift
-        found = np.array(self.detector.detect(warp_to_frame(frame, affine, VERIFY_CROP)))
+        found = np.array(self.verifier.detect(warp_to_frame(frame, affine, VERIFY_CROP)))
         if not len(found):
             return False
         found = found * affine[0, 0] + np.tile(affine[:, 2], 2)  # back in image px

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from face_landmarks.data.layout import SAMPLE_ROOT, list_faces
+from face_landmarks.detectors import DEFAULT_DETECTOR
+from face_landmarks.predict import make_detector
 from selfiter.cli.main import main
 from selfiter.config import load_config
 from selfiter.training import train
@@ -54,7 +56,7 @@ def test_a_batch_goes_on_past_bad_files_and_reports_each(tiny_face_checkpoint, p
     assert "no such file or folder" in line_of("nowhere.jpg")
     assert "not a readable image" in line_of("notes.jpg")
     assert "not a readable image" in line_of("empty.jpg")
-    assert "no face found by detector 'haar' (320 x 240 px" in line_of("grey.png")
+    assert f"no face found by detector '{DEFAULT_DETECTOR}' (320 x 240 px" in line_of("grey.png")
     assert "readme.txt" not in err
     assert ("landmarks: 4 image(s) read, 3 face(s); 3 input(s) not read, 1 image(s) without a "
             "face (listed above)") in lines[-1]
@@ -149,7 +151,9 @@ def test_an_image_without_a_face_exits_1_with_one_clear_line(tiny_face_checkpoin
     captured = capsys.readouterr()
     assert json.loads(captured.out)[str(grey)] == []
     (line,) = [ln for ln in captured.err.splitlines() if "wall.png" in ln]
-    assert line == (f"{grey}: no face found by detector 'haar' (120 x 90 px, least face 30 px: "
+    least = make_detector(DEFAULT_DETECTOR).min_size
+    assert line == (f"{grey}: no face found by detector '{DEFAULT_DETECTOR}' (120 x 90 px, "
+                    f"least face {least:g} px: "
                     "see --min-face; listed in the JSON with no faces)")
 
 
@@ -196,7 +200,8 @@ def test_min_face_is_the_least_face_the_detector_looks_for(tiny_face_checkpoint,
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {photo: []}
     (line,) = [ln for ln in captured.err.splitlines() if photo in ln]
-    assert "no face found by detector 'haar' (320 x 320 px, least face 400 px: see --min-face" in line
+    assert (f"no face found by detector '{DEFAULT_DETECTOR}' (320 x 320 px, least face 400 px: "
+            "see --min-face") in line
     assert main([*base, "--min-face", "120"]) == 0
     (face,) = json.loads(capsys.readouterr().out)[photo]
     assert face["box"][2] - face["box"][0] >= 120

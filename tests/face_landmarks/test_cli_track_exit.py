@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from face_landmarks.data.layout import SAMPLE_ROOT, list_faces
+from face_landmarks.detectors import DEFAULT_DETECTOR
 from face_landmarks.predict import read_image
 from selfiter.cli.main import main
 
@@ -27,7 +28,7 @@ def test_a_video_with_some_frames_without_a_face_exits_1(tiny_face_checkpoint, t
     assert main(["track", str(video), "--model", str(tiny_face_checkpoint), "--csv", str(csv),
                  "--iterations", "0"]) == 1
     err = capsys.readouterr().err
-    assert "3 frames, 2 with a face, 1 without (no face found by detector 'haar')" in err
+    assert f"3 frames, 2 with a face, 1 without (no face found by detector '{DEFAULT_DETECTOR}')" in err
     rows = csv.read_text().splitlines()[1:]
     assert rows[2] == "2" + "," * 136 and rows[0].count(",") == 136 and ",," not in rows[0]
 

