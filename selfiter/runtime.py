@@ -13,8 +13,8 @@ then on solves with it.
 (onnxruntime's dynamic quantization: int8 weights, activations quantized per
 call): a one-input solve of a regressor with large fully connected layers is
 weight-bandwidth bound, and int8 weights are a quarter of the bytes. The
-convolutions stay float (onnxruntime's integer convolution was slower here,
-``docs/results/fit_speed.md``). Its check against PyTorch allows
+convolutions stay float (in a one-off comparison on the 2-core CPU, not a kept
+benchmark, quantizing them too made the face solve slower, not faster). Its check against PyTorch allows
 :data:`INT8_RELATIVE_TOLERANCE` of the solve's largest move instead of
 :data:`CHECK_TOLERANCE`.
 
