@@ -55,7 +55,6 @@ detector finds nothing, the frame has no face and the next frame tries again.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,7 +68,7 @@ from face_landmarks.detectors.calibration import box_iou
 from face_landmarks.interfaces import Detector
 from face_landmarks.predict import (FaceFit, check_iterations, fit_faces, make_detector,
                                     resolve_detector)
-from selfiter import plugins
+from selfiter.errors import ConfigError
 
 
 @dataclass
@@ -95,12 +94,6 @@ VERIFY_CROP = 256
 #: least IoU of a calibrated detection with the tracked landmark box for the check to pass
 #: (the detector's recall criterion: 95.8 % of the 300-W common faces pass it)
 VERIFY_IOU = 0.5
-
-
-def _takes_min_size(name: str) -> bool:
-    """Whether the registered detector ``name`` is built with a ``min_size`` parameter."""
-    factory = plugins.get("detector", name).obj
-    return "min_size" in inspect.signature(factory).parameters
 
 
 def _side(box: np.ndarray) -> float:
@@ -147,8 +140,12 @@ class FaceTracker:
         # the periodic check looks for a face of about VERIFY_CROP / 2 px: a registered
         # detector built for faces of half that (not its default least size, 30 px for
         # most) runs on a smaller working image there, e.g. dlib's HOG without upsampling
-        self.verifier = (make_detector(detector, min_size=VERIFY_CROP / 4)
-                         if isinstance(detector, str) and _takes_min_size(detector) else self.detector)
+        self.verifier = self.detector
+        if isinstance(detector, str):
+            try:
+                self.verifier = make_detector(detector, min_size=VERIFY_CROP / 4)
+            except ConfigError:  # it takes no min_size: the check uses it as it is
+                pass
         self.iterations = iterations
         self.start = start
         self.lost_step = lost_step
