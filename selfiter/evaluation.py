@@ -44,6 +44,8 @@ def solve_batched(
         for a in tqdm(starts, desc="solve", unit="batch") if progress else starts:
             parts.append(solver.solve(inputs[a:a + batch_size], theta0[a:a + batch_size].to(device),
                                       iterations, tol))
+    if len(parts) == 1:  # one batch (a one-face fit): nothing to join
+        return parts[0]
     return SolveResult(
         theta=torch.cat([p.theta for p in parts]),
         trajectory=torch.cat([p.trajectory for p in parts], dim=1),

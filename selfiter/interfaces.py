@@ -118,7 +118,8 @@ class Sampler(ABC):
 
 
 #: what :meth:`FeatureExtractor.encode` returns: a tensor, or a tuple of tensors, each
-#: with the batch as its first dimension
+#: with the batch as its first dimension; or a structure of the extractor's own, which
+#: then overrides :meth:`FeatureExtractor.select` and :meth:`FeatureExtractor.detach`
 Context = Any
 
 

@@ -36,15 +36,16 @@ def frame_affine(box: tuple[float, float, float, float]) -> np.ndarray:
 
 
 def cut_frame(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """The face frame, ``(FRAME, FRAME, 3)`` uint8 (area-averaged first when the frame is
-    more than twice coarser than the photo, as in training)."""
+    """The face frame, ``(FRAME, FRAME, 3)`` uint8: as in training, where the frame is more
+    than twice coarser than the photo, the photo is first area-averaged down by the whole
+    factor ``n`` (blocks of n x n pixels from the top-left corner)."""
     scale = affine[0, 0]
     if scale > 2.0:
+        n = int(scale)
         h, w = image.shape[:2]
-        sw, sh = max(1, round(w / scale)), max(1, round(h / scale))
-        image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-        f = np.array([[sw / w], [sh / h]])
-        affine = np.hstack([f * affine[:, :2], f * affine[:, 2:] + (f - 1) / 2])
+        image = cv2.resize(image[: h // n * n, : w // n * n], (w // n, h // n),
+                           interpolation=cv2.INTER_AREA)
+        affine = np.hstack([affine[:, :2] / n, affine[:, 2:] / n + (1 / n - 1) / 2])
     return cv2.warpAffine(image, affine, (FRAME, FRAME), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 

@@ -430,11 +430,12 @@ def test_shrinking_only_the_part_under_the_frame_matches_shrinking_the_whole_pho
     a = side / 128 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     affine = np.hstack([a, (np.array([cx, cy]) - a @ np.array([63.5, 63.5]))[:, None]])
     got = warp_to_frame(image, affine, 128).astype(np.float64)
-    # the reference: the whole photo shrunk, then warped (the mapping of cv2.resize's centres)
-    f = 1 / float(np.sqrt(abs(np.linalg.det(a))))
-    small = cv2.resize(image, (round(1200 * f), round(900 * f)), interpolation=cv2.INTER_AREA)
-    fx = np.array([[small.shape[1] / 1200], [small.shape[0] / 900]])
-    ref = cv2.warpAffine(small, np.hstack([fx * affine[:, :2], fx * affine[:, 2:] + (fx - 1) / 2]),
+    # the reference: the whole photo shrunk by the whole factor, then warped (the mapping
+    # of cv2.resize's centres)
+    n = int(np.sqrt(abs(np.linalg.det(a))))
+    small = cv2.resize(image[: 900 // n * n, : 1200 // n * n], (1200 // n, 900 // n),
+                       interpolation=cv2.INTER_AREA)
+    ref = cv2.warpAffine(small, np.hstack([affine[:, :2] / n, affine[:, 2:] / n + (1 / n - 1) / 2]),
                          (128, 128), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float64)
     inside = (got > 0).all(-1) & (ref > 0).all(-1)  # the third channel is 90 on the photo

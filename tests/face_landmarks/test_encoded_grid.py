@@ -50,7 +50,9 @@ def ramp_cases(draw):
     """(extractor, maps, theta, expected): a map linear in x and y, which bilinear sampling
     reads exactly, and landmarks whose whole grid lies inside it."""
     stride = draw(st.sampled_from([2, 4]))
-    grid, spacing = draw(st.integers(1, 4)), draw(st.floats(0.5, 3.0))
+    # whole numbers of cells take the shared-weight block read, others the point read
+    grid = draw(st.integers(1, 4))
+    spacing = draw(st.one_of(st.floats(0.5, 3.0), st.sampled_from([1.0, 2.0]).map(lambda c: c * stride)))
     widths = (4, 4) if stride == 4 else (4,)
     ex = EncodedGridExtractor(input_size=32, widths=widths, blocks=(0,) * len(widths),
                               out_channels=2, stride=stride, grid=grid, spacing=spacing)
@@ -79,15 +81,20 @@ def ramp_cases(draw):
 @given(ramp_cases())
 def test_features_read_the_map_at_the_grid_around_each_landmark(case):
     ex, maps, theta, expected = case
-    got = ex.features(maps, theta)
+    got = ex.features(ex.context_of(maps), theta)
     assert got.shape == expected.shape
     assert_close(got.double(), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_landmarks_far_outside_the_frame_read_zeros():
     ex = EncodedGridExtractor(**TINY)
+    assert ex.cell_step is None  # spacing 2 px at stride 4: each point read alone
+    block = EncodedGridExtractor(**{**TINY, "spacing": 4.0})
+    assert block.cell_step == 1
     maps = torch.ones(2, 6, 8, 8)
-    assert (ex.features(maps, torch.full((2, 136), -500.0)) == 0).all()
+    for e in (ex, block):
+        for far in (-500.0, 500.0):
+            assert (e.features(e.context_of(maps), torch.full((2, 136), far)) == 0).all()
 
 
 def test_solving_real_faces_on_the_cached_encoding_equals_encoding_every_iteration(faces):
@@ -141,9 +148,10 @@ def test_landmark_mlp_reduces_each_landmark_by_its_own_map():
        st.integers(1, 40), st.integers(0, 2**31 - 1),
        st.sampled_from([torch.float32, torch.float64]))
 def test_bilinear_gather_equals_grid_sample_inside_and_outside_the_map(b, k, h, w, n, seed, dtype):
-    from face_landmarks.encoded_grid import bilinear_gather
+    from face_landmarks.encoded_grid import bilinear_gather, layout
 
     g = torch.Generator().manual_seed(seed)
+    border = 1 + seed % 3
     maps = torch.randn(b, k, h, w, generator=g, dtype=dtype)
     # points up to two cells beyond every edge, some exactly on cell centres
     pts = torch.rand(b, n, 2, generator=g, dtype=dtype) * torch.tensor([w + 3.0, h + 3.0],
@@ -152,4 +160,43 @@ def test_bilinear_gather_equals_grid_sample_inside_and_outside_the_map(b, k, h, 
     scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], dtype=dtype)
     ref = torch.nn.functional.grid_sample(maps, (pts * scale - 1.0).unsqueeze(2), mode="bilinear",
                                           padding_mode="zeros", align_corners=True)  # (B, K, N, 1)
-    assert_close(bilinear_gather(maps, pts), ref[..., 0].transpose(1, 2))
+    size = (h + 2 * border, w + 2 * border)
+    got = bilinear_gather(layout(maps, border), size, border, pts[..., 0], pts[..., 1])
+    assert_close(got, ref[..., 0].transpose(1, 2))
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(2, 9), st.integers(2, 9),
+       st.integers(1, 12), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2**31 - 1),
+       st.sampled_from([torch.float32, torch.float64]))
+def test_a_grid_read_as_one_block_equals_reading_each_point(b, k, h, w, n, grid, step, seed,
+                                                            dtype):
+    from face_landmarks.encoded_grid import bilinear_gather, bilinear_gather_grid, layout
+
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.randn(b, k, h, w, generator=g, dtype=dtype)
+    border = (grid - 1) * step + 2
+    context, size = layout(maps, border), (h + 2 * border, w + 2 * border)
+    # squares inside, across every edge and far beyond it (clamped into the border)
+    reach = (grid - 1) * step
+    first = (torch.rand(b, n, 2, generator=g, dtype=dtype) * torch.tensor(
+        [w + 2.0 * reach + 6, h + 2.0 * reach + 6], dtype=dtype) - reach - 3)
+    first[:, : n // 4] *= 40.0
+    first[:, n // 4: n // 2] = first[:, n // 4: n // 2].round()
+    along = torch.arange(grid, dtype=dtype) * step
+    oy, ox = torch.meshgrid(along, along, indexing="ij")
+    pts = first.unsqueeze(2) + torch.stack((ox, oy), -1).reshape(-1, 2)  # (B, L, G*G, 2)
+    expected = bilinear_gather(context, size, border, pts[..., 0], pts[..., 1])  # (B, L, G*G, K)
+    got = bilinear_gather_grid(context, size, border, first[..., 0], first[..., 1], grid, step)
+    assert_close(got, expected)
+
+
+def test_states_sharing_an_encoding_select_rows_not_copies_of_the_maps(faces):
+    ex = tiny_model().extractor.eval()
+    with torch.no_grad():
+        context = ex.encode(faces.inputs[:3])
+        rows = torch.tensor([2, 0, 0, 1])
+        picked = ex.select(context, rows)
+        assert picked.cells is context.cells
+        theta = faces.theta_gt[rows]
+        assert_close(ex.features(picked, theta), ex.features(ex.encode(faces.inputs[rows]), theta))

@@ -91,31 +91,32 @@ def warp_to_frame(image: np.ndarray, frame_to_image_affine: np.ndarray | torch.T
 
     Bilinear, black outside the image. Where the frame is more than twice
     coarser than the image, the part of the image under the frame is first
-    area-averaged down to the frame's resolution so that fine texture does not alias."""
+    area-averaged down by the whole factor ``n = floor(image px per frame px)`` so that
+    fine texture does not alias; the bilinear warp then shrinks less than twice more."""
     affine = np.asarray(frame_to_image_affine, dtype=np.float64).reshape(2, 3)
     px_per_frame_px = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
     if px_per_frame_px > 2.0:
         # only the part of the image under the frame is shrunk (a small face in a large
         # photo would otherwise pay for the whole photo); the margin covers the area filter
+        n = int(px_per_frame_px)
         corners = np.array([[-0.5, -0.5], [frame_size - 0.5, -0.5], [-0.5, frame_size - 0.5],
                             [frame_size - 0.5, frame_size - 0.5]])
         mapped = corners @ affine[:, :2].T + affine[:, 2]
         margin = 2 * px_per_frame_px + 2
         size = np.array(image.shape[1::-1])  # (W, H)
-        x0, y0 = np.clip(np.floor(mapped.min(0) - margin), 0, size).astype(int)
-        x1, y1 = np.clip(np.ceil(mapped.max(0) + margin), 0, size).astype(int)
-        if x1 <= x0 or y1 <= y0:  # the frame lies outside the image: all black
-            return np.zeros((frame_size, frame_size, image.shape[2]) if image.ndim == 3
-                            else (frame_size, frame_size), np.uint8)
-        image = image[y0:y1, x0:x1]
-        affine = affine - np.array([[0.0, 0.0, x0], [0.0, 0.0, y0]])
-        h, w = image.shape[:2]
-        small_w = max(1, round(w / px_per_frame_px))
-        small_h = max(1, round(h / px_per_frame_px))
-        image = cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        # cv2.resize maps pixel centres: x_small = f * x + (f - 1) / 2 with f = small / full
-        f = np.array([[small_w / w], [small_h / h]])
-        affine = np.hstack([f * affine[:, :2], f * affine[:, 2:] + (f - 1) / 2])
+        # the part starts on a multiple of n, so its blocks of n x n pixels are the whole
+        # photo's, and spans whole blocks: cv2's area filter has a fast path (about 15 times
+        # faster here) for whole factors only
+        lo = np.clip(np.floor(mapped.min(0) - margin), 0, size).astype(int) // n * n
+        hi = np.clip(np.ceil(mapped.max(0) + margin), 0, size).astype(int)
+        blocks = (hi - lo) // n
+        if (blocks < 1).any():  # the frame lies outside the image (or on a sliver): all black
+            return np.zeros((frame_size, frame_size) + image.shape[2:], np.uint8)
+        (x0, y0), (x1, y1) = lo, lo + blocks * n
+        image = cv2.resize(image[y0:y1, x0:x1], tuple(int(b) for b in blocks),
+                           interpolation=cv2.INTER_AREA)
+        # cv2.resize maps pixel centres: x_small = (x - x0) / n + (1 / n - 1) / 2
+        affine = np.hstack([affine[:, :2] / n, (affine[:, 2:] - lo[:, None]) / n + (1 / n - 1) / 2])
     # affine maps destination (frame) pixels to source (image) pixels: cv2's inverse map
     return cv2.warpAffine(image, affine, (frame_size, frame_size),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
