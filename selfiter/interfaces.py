@@ -193,12 +193,14 @@ class ProblemData:
 
     ``inputs: (N, ...)`` and ``theta_gt: (N, D)`` are indexed together; ``meta``
     holds per-sample extras (tensors indexed like ``inputs``, or lists of N
-    items such as file names) that metrics and reports may need.
+    items such as file names) that metrics and reports may need. ``source``, where
+    the problem reads from disk, says from where (a folder), for the reports' headers.
     """
 
     inputs: torch.Tensor
     theta_gt: torch.Tensor
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.inputs.shape[0] != self.theta_gt.shape[0]:
@@ -212,7 +214,7 @@ class ProblemData:
     def to(self, device: torch.device | str) -> "ProblemData":
         """A copy with every tensor (inputs, theta_gt and tensor metas) on ``device``."""
         meta = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.meta.items()}
-        return ProblemData(self.inputs.to(device), self.theta_gt.to(device), meta)
+        return ProblemData(self.inputs.to(device), self.theta_gt.to(device), meta, self.source)
 
     def subset(self, index: torch.Tensor) -> "ProblemData":
         """The samples at ``index: (M,)`` (a long tensor), metas included."""
@@ -224,7 +226,7 @@ class ProblemData:
             else:
                 meta[k] = [v[i] for i in idx_list]
         return ProblemData(self.inputs[index.to(self.inputs.device)],
-                           self.theta_gt[index.to(self.theta_gt.device)], meta)
+                           self.theta_gt[index.to(self.theta_gt.device)], meta, self.source)
 
 
 class Problem(ABC):

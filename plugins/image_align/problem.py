@@ -90,7 +90,9 @@ class ImageAlign(Problem):
         photos, names = self.photos(split)
         inputs, theta, which = make_pairs(photos, self.sizes[split], self.settings,
                                           self.generator(split))
-        return ProblemData(inputs, theta, {"photo": [names[i] for i in which.tolist()]})
+        source = (f"{len(self.test_photos)} packaged photos ({', '.join(self.test_photos[:2])}, ...)"
+                  if split == "test" else str(self.data_root))
+        return ProblemData(inputs, theta, {"photo": [names[i] for i in which.tolist()]}, source)
 
     def augment(self, inputs: torch.Tensor, theta: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import Any, Mapping
+from typing import Mapping
 
 from selfiter.atomic import write_text
 from selfiter.cli.common import (add_config_args, add_data_root_arg, add_runtime_arg,
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {ckpt}" + ("" if str(ckpt) == model.source else f" ({model.source})"))
     result = model.solve(data.inputs, progress=True)
     ev = score(model.problem, data.to(model.device), result, split)
-    print(format_table(ev.per_iteration, split, ev.n, getattr(problem, "data_root", None)))
+    print(format_table(ev.per_iteration, split, ev.n, data.source))
     print(legend(list(ev.per_iteration[0]), getattr(problem, "metric_legend", None)))
     if ev.n_nonfinite:
         print(f"warning: {ev.n_nonfinite} of {ev.n} samples diverged to NaN/inf; their scores are NaN")
@@ -63,15 +63,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ev.n_nonfinite == 0 else 1
 
 
-def format_table(rows: list[dict[str, float]], split: str, n: int, data_root: Any = None) -> str:
+def format_table(rows: list[dict[str, float]], split: str, n: int, source: str | None = None) -> str:
     """Metrics per iteration as an aligned text table, under a line saying what was scored
-    (the split, its size and, for a problem that reads a data folder, which one)."""
+    (the split, its size and, where the problem names it, where the split was read from)."""
     keys = list(rows[0])
     head = ["iter", *keys]
     body = [[str(k), *(_fmt(r[key]) for key in keys)] for k, r in enumerate(rows)]
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    what = f"split {split}: {n} samples" + ("" if data_root is None else f" from {data_root}")
+    what = f"split {split}: {n} samples" + ("" if source is None else f" from {source}")
     return "\n".join([what, line(head), *(line(r) for r in body)])
 
 

@@ -26,6 +26,11 @@ class RootedToy(ToyProblem):
         self.data_root = data_root
         RootedToy.built += 1
 
+    def load(self, split):
+        data = super().load(split)
+        data.source = str(self.data_root)
+        return data
+
 
 class _Rooted:
     @staticmethod

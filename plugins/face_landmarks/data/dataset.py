@@ -101,4 +101,4 @@ def load_faces(
         "frame_to_image": affines,
         "points_image": points.to(torch.float32),
     }
-    return ProblemData(inputs, theta_gt, meta)
+    return ProblemData(inputs, theta_gt, meta, source=str(data_root))
