@@ -26,10 +26,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR from its last checkpoint, with the config "
                         "it was started with (RUN_DIR/config.yaml; CONFIG is not reread); --set "
                         f"may change only {', '.join(RESUME_FREE)}")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (the trainer's, and the problem's while it loads data)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from selfiter.progress import bars_off
     from selfiter.training import train
 
     run_dir = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 reports for all
     if args.resume and main_rank:
         print(f"resuming {run_dir} with its saved config {run_dir / 'config.yaml'}")
-    ckpt = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    with bars_off(args.no_progress):
+        ckpt = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     if main_rank:
         for line in summary(run_dir, cfg):
             print(line)

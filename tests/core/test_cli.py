@@ -184,3 +184,23 @@ def test_a_cascade_summary_counts_every_stage(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trained: 10 steps over 2/2 stages, 640 sampled states" in out
     assert "last validation" not in out
+
+
+def test_no_progress_silences_the_problems_own_bars_too_and_only_while_training(tmp_path, capsys,
+                                                                               monkeypatch):
+    from selfiter.progress import bar
+    from tests.core.toy_plugin import ToyProblem
+
+    def load_with_a_bar(self, split):
+        for _ in bar(range(3), desc=f"load {split}"):
+            pass
+        return original(self, split)
+
+    original = ToyProblem.load
+    monkeypatch.setattr(ToyProblem, "load", load_with_a_bar)
+    cfg = write_config(tmp_path)
+    assert main(["train", str(cfg), "-o", str(tmp_path / "quiet"), "--no-progress",
+                 "--set", "train.steps=20"]) == 0
+    assert "load train" not in capsys.readouterr().err
+    assert main(["train", str(cfg), "-o", str(tmp_path / "loud"), "--set", "train.steps=20"]) == 0
+    assert "load train" in capsys.readouterr().err

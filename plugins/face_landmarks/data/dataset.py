@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from face_landmarks.data.frame import (
     DEFAULT_BOX_SCALE,
@@ -23,6 +22,7 @@ from face_landmarks.data.layout import list_faces
 from face_landmarks.data.pts import read_pts
 from selfiter.errors import DataError
 from selfiter.interfaces import ProblemData
+from selfiter.progress import bar
 
 #: splits larger than this show a progress bar
 PROGRESS_MIN_FACES = 200
@@ -91,7 +91,7 @@ def load_faces(
     # map() cancels the pending faces when one raises
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         done = pool.map(frame_of, range(len(faces)))
-        for _ in tqdm(done, total=len(faces), desc=f"load {split}", unit="face",
+        for _ in bar(done, total=len(faces), desc=f"load {split}", unit="face",
                       disable=len(faces) <= PROGRESS_MIN_FACES):
             pass
     inputs = torch.from_numpy(frames)
