@@ -3,6 +3,7 @@ sampled bilinearly on a small grid around every current landmark at each iterati
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Sequence
 
 import torch
@@ -197,11 +198,17 @@ def bilinear_gather_grid(context: GridContext, size: tuple[int, int], border: in
     x0 = x0.clamp(border - span - 1, wp - border)
     y0 = y0.clamp(border - span - 1, hp - border)
     base = context.first + (y0 * wp + x0).long()  # (A, L)
-    dev = x.device
-    along = torch.arange(grid, device=dev) * step  # (G,)
-    corner = torch.arange(2, device=dev)
-    # (4, G*G): corner (cy, cx) first, then the square's points row-major
-    offset = ((corner.view(2, 1, 1, 1) + along.view(1, 1, grid, 1)) * wp
-              + corner.view(1, 2, 1, 1) + along.view(1, 1, 1, grid)).reshape(4, grid * grid)
+    offset = block_offsets(grid, step, wp, x.device)  # (4, G*G)
     cells = rows(context.cells, base.unsqueeze(-1).unsqueeze(-1) + offset)  # (A, L, 4, G*G, K)
     return (cells * weight).sum(2)
+
+
+@functools.lru_cache(maxsize=None)
+def block_offsets(grid: int, step: int, wp: int, device: torch.device) -> torch.Tensor:
+    """``(4, grid * grid)`` long: the rows, from a square's first corner cell, of every
+    corner (cy, cx) (first) of its points (then, row-major) in maps ``wp`` cells wide.
+    Built once per layout, not at every iteration."""
+    along = torch.arange(grid, device=device) * step  # (G,)
+    corner = torch.arange(2, device=device)
+    return ((corner.view(2, 1, 1, 1) + along.view(1, 1, grid, 1)) * wp
+            + corner.view(1, 2, 1, 1) + along.view(1, 1, 1, grid)).reshape(4, grid * grid)

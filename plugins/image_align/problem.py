@@ -90,8 +90,9 @@ class ImageAlign(Problem):
         photos, names = self.photos(split)
         inputs, theta, which = make_pairs(photos, self.sizes[split], self.settings,
                                           self.generator(split))
-        source = (f"{len(self.test_photos)} packaged photos ({', '.join(self.test_photos[:2])}, ...)"
-                  if split == "test" else str(self.data_root))
+        shown = ", ".join(self.test_photos[:2]) + (", ..." if len(self.test_photos) > 2 else "")
+        source = (f"{len(self.test_photos)} packaged photos ({shown})" if split == "test"
+                  else str(self.data_root))
         return ProblemData(inputs, theta, {"photo": [names[i] for i in which.tolist()]}, source)
 
     def augment(self, inputs: torch.Tensor, theta: torch.Tensor,

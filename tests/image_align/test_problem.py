@@ -34,6 +34,10 @@ def test_the_test_split_is_packaged_photos_and_reproducible(skimage_data):
     assert data.inputs.shape == (24, 2, 32, 32) and data.inputs.dtype == torch.uint8
     assert data.theta_gt.shape == (24, 8) and float(data.theta_gt.abs().max()) <= 6.0
     assert all(name.startswith("skimage:") for name in data.meta["photo"])
+    n = len(problem.test_photos)
+    assert data.source == f"{n} packaged photos ({', '.join(problem.test_photos[:2])}, ...)"
+    two = ImageAlign(**SMALL, test_photos=list(problem.test_photos[:2])).load("test")
+    assert two.source == f"2 packaged photos ({', '.join(problem.test_photos[:2])})"
     again = ImageAlign(**SMALL).load("test")
     assert torch.equal(data.inputs, again.inputs) and torch.equal(data.theta_gt, again.theta_gt)
     assert not torch.equal(ImageAlign(**SMALL, seed=1).load("test").theta_gt, data.theta_gt)
