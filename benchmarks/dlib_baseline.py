@@ -17,7 +17,9 @@ face box, with two protocols:
   detector's boxes get in ``calibrate_detector.py``);
 * **dlib's detector**, the faces it finds (a detection with IoU >= 0.3 with
   the landmark box): dlib on its own box, selfiter on the same box calibrated
-  by that mapping's inverse.
+  by that mapping's inverse;
+* **selfiter's detector**, the faces its default detector finds, calibrated as
+  ``selfiter landmarks`` calibrates them: the two systems as users run them.
 
 Errors are the 300-W metrics of :func:`face_landmarks.metrics.face_metrics`.
 Times: per face, predictor only (no detection), one thread for dlib, the
@@ -42,7 +44,8 @@ from face_landmarks.detectors.calibration import BoxCalibration
 from face_landmarks.data.layout import list_faces
 from face_landmarks.data.pts import read_pts
 from face_landmarks.metrics import face_metrics
-from face_landmarks.predict import predict_faces, read_image
+from face_landmarks.detectors import DEFAULT_DETECTOR
+from face_landmarks.predict import make_detector, predict_faces, read_image
 from selfiter.api import load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     pred, ms = run_selfiter(solver, sub_images, cal.apply(det[idx]))
     lines.append(row(f"selfiter `{args.checkpoint}`, dlib's box calibrated ({len(idx)} faces)",
                      face_metrics(pred, sub_gt), ms))
+    # selfiter as a user runs it on a photo: its own default detector's calibrated boxes
+    own = make_detector(DEFAULT_DETECTOR)
+    t0 = time.perf_counter()
+    own_boxes = [np.asarray(own.detect(im), dtype=np.float64).reshape(-1, 4) for im in images]
+    own_ms = 1e3 * (time.perf_counter() - t0) / len(images)
+    mine, iou = best_match(lm_boxes, own_boxes)
+    own_found = np.flatnonzero(iou >= MATCH_IOU)
+    pred, ms = run_selfiter(solver, [images[i] for i in own_found], mine[own_found])
+    lines.append(row(f"selfiter `{args.checkpoint}`, its own detector's box (`{DEFAULT_DETECTOR}`, "
+                     f"{len(own_found)} faces found)", face_metrics(pred, gt[own_found]), ms))
     text = "\n".join(lines)
     print(text)
     if args.report:
@@ -140,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{solver.config.solver.iterations} iterations, {args.threads} torch thread(s). "
              f"dlib's HOG detector (1 upsampling) found {int(found.sum())} of {len(found)} common "
              f"faces at {detect_ms:.0f} ms per image; its box maps to the landmark box with "
-             f"dx = {cal.dx:+.3f}, dy = {cal.dy:+.3f}, scale = {cal.scale:.3f} (`BoxCalibration.fit`). NME in "
+             f"dx = {cal.dx:+.3f}, dy = {cal.dy:+.3f}, scale = {cal.scale:.3f} (`BoxCalibration.fit`). "
+             f"selfiter's default detector `{DEFAULT_DETECTOR}` (calibrated, its defaults) found "
+             f"{len(own_found)} at {own_ms:.0f} ms per image (a calibrated box of IoU >= "
+             f"{MATCH_IOU} with the landmark box). NME in "
              "% of the inter-pupil (ip) or inter-ocular (io) distance; AUC and failure rate at "
              "0.08 inter-ocular; 51: the inner points. Times: the predictor per face, wall "
              "clock, image decoding excluded. dlib's training data is not documented and may "

