@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from face_landmarks.detectors.base import SHIPPED, CalibratedDetector, require, resize_to
+from face_landmarks.detectors.base import SHIPPED, CalibratedDetector, require
 from selfiter.errors import ConfigError
 
 #: the window P-Net scores, px of the level it runs on
@@ -266,16 +266,18 @@ class MtcnnDetector(CalibratedDetector):
         of the time; the first from the image by a whole factor first (OpenCV's fast path)."""
         h, w = image.shape[:2]
         out: list[tuple[np.ndarray, float, float]] = []
-        prev = image
+        prev, cover_w, cover_h = image, float(w), float(h)  # the image px prev spans
         for s in self.scales(h, w, min_raw):
             size = (max(1, round(w * s)), max(1, round(h * s)))
             n = int(prev.shape[1] / size[0])
             if n >= 2:
+                # the last n - 1 columns and rows at most are left out of the whole blocks
                 ph, pw = prev.shape[0] // n * n, prev.shape[1] // n * n
+                cover_w, cover_h = cover_w * pw / prev.shape[1], cover_h * ph / prev.shape[0]
                 prev = cv2.resize(prev[:ph, :pw], (pw // n, ph // n), interpolation=cv2.INTER_AREA)
             level = prev if (prev.shape[1], prev.shape[0]) == size else cv2.resize(
                 prev, size, interpolation=cv2.INTER_AREA if size[0] < prev.shape[1] else cv2.INTER_LINEAR)
-            out.append((level, size[0] / w, size[1] / h))
+            out.append((level, size[0] / cover_w, size[1] / cover_h))
             prev = level
         return out
 
@@ -320,11 +322,14 @@ class MtcnnDetector(CalibratedDetector):
 
     @torch.no_grad()
     def _detect(self, image: np.ndarray, min_raw: float) -> tuple[np.ndarray, np.ndarray]:
-        levels = [image]
-        while min(levels[-1].shape[:2]) >= 4 * 48:
-            h, w = levels[-1].shape[:2]
-            levels.append(cv2.resize(levels[-1], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
-        pyramid = [torch.from_numpy(lv).permute(2, 0, 1)[None].float() for lv in levels]
+        # for the crops: each level half the last (rounded up, so that every level spans
+        # the whole image, as crops' coordinates assume), down to 4 O-Net crops
+        halves = [image]
+        while min(halves[-1].shape[:2]) >= 4 * 48:
+            h, w = halves[-1].shape[:2]
+            halves.append(cv2.resize(halves[-1], (-(-w // 2), -(-h // 2)),
+                                     interpolation=cv2.INTER_AREA))
+        pyramid = [torch.from_numpy(lv).permute(2, 0, 1)[None].float() for lv in halves]
         boxes = self.proposals(image, min_raw)[:, :4]
         boxes, _ = self.refine(self.rnet, pyramid, boxes, 24, self.thresholds[1], "union")
         boxes, scores = self.refine(self.onet, pyramid, square(boxes), 48, self.thresholds[2], "min")
