@@ -164,14 +164,16 @@ def test_tile_starts_cover_the_length_flush_with_both_ends():
 
 
 def test_suppression_keeps_the_best_of_overlapping_boxes():
-    from face_landmarks.detectors.blazeface import suppress
+    from face_landmarks.detectors.calibration import suppress
 
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [2, 2, 6, 6], [50, 50, 60, 60]], float)
-    # [2] scores best and stays; [1] overlaps it little (IoU 0.16) and stays; [0] overlaps
-    # [1] (IoU 0.68) and goes; [3] is elsewhere
-    assert suppress(boxes, np.array([0.6, 0.9, 0.95, 0.5])).tolist() == [2, 1, 3]
+    # BlazeFace's rule: [2] scores best and stays; [1] overlaps it little (IoU 0.16) and
+    # stays; [0] overlaps [1] (IoU 0.68) and goes; [3] is elsewhere
+    assert suppress(boxes, np.array([0.6, 0.9, 0.95, 0.5]), 0.3, inside=0.6).tolist() == [2, 1, 3]
     # a box lying inside a better one goes, whatever their IoU (a face cut by a tile)
-    assert suppress(boxes[[0, 2]], np.array([0.9, 0.5])).tolist() == [0]
+    assert suppress(boxes[[0, 2]], np.array([0.9, 0.5]), 0.3, inside=0.6).tolist() == [0]
+    with pytest.raises(ValueError, match="over must be 'union' or 'min'"):
+        suppress(boxes, np.ones(4), 0.3, over="max")
 
 
 def test_tile_levels_shrink_to_the_least_face():

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from face_landmarks.detectors.base import SHIPPED, CalibratedDetector, require, resize_to, unscale
-from face_landmarks.detectors.calibration import box_iou
+from face_landmarks.detectors.calibration import suppress
 from selfiter.errors import ConfigError
 
 #: lines MediaPipe writes to stderr on import and on its first image that say nothing wrong
@@ -65,24 +65,6 @@ def tile_starts(length: int, tile: int, stride: float) -> list[int]:
         return [0]
     n = int(np.ceil((length - tile) / stride)) + 1
     return sorted({int(round(v)) for v in np.linspace(0, length - tile, n)})
-
-
-def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3,
-             inside: float = 0.6) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best score first: a box goes when
-    its IoU with a kept box exceeds ``iou`` or ``inside`` of its area lies in one."""
-    keep: list[int] = []
-    for i in np.argsort(-scores, kind="stable"):
-        if keep:
-            k = boxes[keep]
-            lo = np.maximum(k[:, :2], boxes[i, :2])
-            hi = np.minimum(k[:, 2:], boxes[i, 2:])
-            inter = np.clip(hi - lo, 0, None).prod(-1)
-            area = (boxes[i, 2:] - boxes[i, :2]).prod()
-            if (box_iou(boxes[i], k)[0] > iou).any() or (inter > inside * area).any():
-                continue
-        keep.append(int(i))
-    return np.array(keep, dtype=int)
 
 
 class BlazeFaceDetector(CalibratedDetector):
@@ -185,7 +167,7 @@ class BlazeFaceDetector(CalibratedDetector):
                     all_boxes.append(boxes[~cut] + [x0, y0, x0, y0])
                     all_scores.append(scores[~cut])
         boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
-        keep = suppress(boxes, scores)
+        keep = suppress(boxes, scores, 0.3, inside=0.6)
         return boxes[keep].reshape(-1, 4), scores[keep]
 
 

@@ -52,6 +52,34 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return paired_iou(a[:, None, :], b[None, :, :])
 
 
+def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float, over: str = "union",
+             inside: float | None = None) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first (stable): ``boxes:
+    (N, 4)`` edges, ``scores: (N,)``. A box goes when its overlap with a kept box exceeds
+    ``iou``, the overlap being over the union (``over="union"``) or over the smaller box
+    (``"min"``), or, with ``inside``, when that share of its own area lies in a kept box
+    (a face cut by a tile edge). One pass per kept box over those still standing, not an
+    N x N matrix: a detector may propose thousands."""
+    if over not in ("union", "min"):
+        raise ValueError(f"over must be 'union' or 'min', got {over!r}")
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    area = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(1)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        lo = np.maximum(b[i, :2], b[rest, :2])
+        hi = np.minimum(b[i, 2:], b[rest, 2:])
+        inter = np.clip(hi - lo, 0, None).prod(1)
+        denom = np.minimum(area[i], area[rest]) if over == "min" else area[i] + area[rest] - inter
+        stays = inter <= iou * np.maximum(denom, 1e-12)
+        if inside is not None:
+            stays &= inter <= inside * area[rest]
+        order = rest[stays]
+    return np.array(keep, dtype=int)
+
+
 @dataclass(frozen=True)
 class BoxCalibration:
     """Maps a detector's box to the landmark box it stands for.

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from face_landmarks.detectors.base import SHIPPED, CalibratedDetector, require
+from face_landmarks.detectors.calibration import suppress
 from selfiter.errors import ConfigError
 
 #: the window P-Net scores, px of the level it runs on
@@ -143,23 +144,10 @@ def ONet(w: list[np.ndarray]) -> CropNet:
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float, mode: str = "union") -> torch.Tensor:
-    """Indices kept by greedy non-maximum suppression, best score first: ``boxes: (N, 4)``
-    edges, ``scores: (N,)``; a box goes when its overlap with a kept one exceeds ``iou``,
-    the overlap being over the union or (``mode="min"``) over the smaller box. One pass per
-    kept box over those still standing (P-Net proposes thousands: no N x N matrix)."""
-    b = boxes.detach().cpu().double().numpy()
-    area = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(1)
-    order = np.argsort(-scores.detach().cpu().double().numpy(), kind="stable")
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        lo = np.maximum(b[i, :2], b[rest, :2])
-        hi = np.minimum(b[i, 2:], b[rest, 2:])
-        inter = np.clip(hi - lo, 0, None).prod(1)
-        denom = np.minimum(area[i], area[rest]) if mode == "min" else area[i] + area[rest] - inter
-        order = rest[inter <= iou * np.maximum(denom, 1e-9)]
-    return torch.as_tensor(np.array(keep, dtype=np.int64), device=boxes.device)
+    """:func:`~face_landmarks.detectors.calibration.suppress` (greedy, overlap over the
+    union or, ``mode="min"``, over the smaller box) on tensors: kept indices, a long tensor."""
+    keep = suppress(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), iou, over=mode)
+    return torch.as_tensor(keep, dtype=torch.long, device=boxes.device)
 
 
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float, limit: int = 4000
