@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from face_landmarks.detectors.base import SHIPPED, CalibratedDetector, require
-from face_landmarks.detectors.calibration import suppress
+from face_landmarks.detectors.calibration import box_iou, suppress
 from selfiter.errors import ConfigError
 
 #: the window P-Net scores, px of the level it runs on
@@ -157,13 +157,9 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float, limit: int =
     One ``(N, N)`` matrix instead of a pass per kept box: it drops a few more boxes than
     greedy suppression, which is harmless among P-Net's thousands of windows per level."""
     order = torch.argsort(scores, descending=True, stable=True)[:limit]
-    b = boxes[order]
-    area = (b[:, 2:] - b[:, :2]).clamp_min(0).prod(1)
-    lo = torch.maximum(b[:, None, :2], b[None, :, :2])
-    hi = torch.minimum(b[:, None, 2:], b[None, :, 2:])
-    inter = (hi - lo).clamp_min(0).prod(-1)  # (N, N)
-    overlap = (inter / (area[:, None] + area[None, :] - inter).clamp_min(1e-9)).triu(1)
-    return order[overlap.max(0).values <= iou]
+    b = boxes[order].detach().cpu().numpy()
+    overlap = np.triu(box_iou(b, b), 1)  # (N, N): row i, a better box than column j
+    return order[torch.from_numpy(overlap.max(0, initial=0.0) <= iou).to(order.device)]
 
 
 def square(boxes: torch.Tensor) -> torch.Tensor:
@@ -211,7 +207,8 @@ class MtcnnDetector(CalibratedDetector):
     size the pyramid starts at is often missed, so on the composed photos of
     ``benchmarks/detector_study.py`` starting at 40 px found 81 % of the faces of 40-60
     px, starting at 30 px 97 %); ``max_side`` (the image is only ever shrunk to it; the
-    pyramid, not a working scale, sets the least face) and ``calibration`` as in :class:`~face_landmarks.detectors.base.CalibratedDetector`.
+    pyramid, not a working scale, sets the least face) and ``calibration`` as in
+    :class:`~face_landmarks.detectors.base.CalibratedDetector`.
     Runs on the CPU with the threads torch has.
     """
 
@@ -270,7 +267,7 @@ class MtcnnDetector(CalibratedDetector):
         return out
 
     def proposals(self, image: np.ndarray, min_raw: float) -> torch.Tensor:
-        """Stage 1: ``(N, 5)`` squares (edges, px) and P-Net scores."""
+        """Stage 1: ``(N, 4)`` squares (edges, px) for R-Net."""
         found = []
         for level, sx, sy in self.levels(image, min_raw):
             # channels last: PyTorch's CPU max-pooling is several times faster so
@@ -289,10 +286,9 @@ class MtcnnDetector(CalibratedDetector):
             keep = fast_nms(boxes, score, 0.5)
             found.append(torch.cat([boxes[keep], score[keep, None]], 1))
         if not found:
-            return torch.zeros(0, 5)
+            return torch.zeros(0, 4)
         b = torch.cat(found)
-        b = b[nms(b[:, :4], b[:, 4], 0.7)]
-        return torch.cat([square(b[:, :4]), b[:, 4:]], 1)
+        return square(b[nms(b[:, :4], b[:, 4], 0.7), :4])
 
     def refine(self, net: nn.Module, pyramid: list[torch.Tensor], boxes: torch.Tensor,
                side: int, threshold: float, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,6 +306,9 @@ class MtcnnDetector(CalibratedDetector):
 
     @torch.no_grad()
     def _detect(self, image: np.ndarray, min_raw: float) -> tuple[np.ndarray, np.ndarray]:
+        boxes = self.proposals(image, min_raw)
+        if len(boxes) == 0:  # no proposal (most images without a face): no crop pyramid
+            return np.zeros((0, 4)), np.zeros(0)
         # for the crops: each level half the last (rounded up, so that every level spans
         # the whole image, as crops' coordinates assume), down to 4 O-Net crops
         halves = [image]
@@ -318,7 +317,6 @@ class MtcnnDetector(CalibratedDetector):
             halves.append(cv2.resize(halves[-1], (-(-w // 2), -(-h // 2)),
                                      interpolation=cv2.INTER_AREA))
         pyramid = [torch.from_numpy(lv).permute(2, 0, 1)[None].float() for lv in halves]
-        boxes = self.proposals(image, min_raw)[:, :4]
         boxes, _ = self.refine(self.rnet, pyramid, boxes, 24, self.thresholds[1], "union")
         boxes, scores = self.refine(self.onet, pyramid, square(boxes), 48, self.thresholds[2], "min")
         return boxes.double().numpy(), scores.double().numpy()
