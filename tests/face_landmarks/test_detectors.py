@@ -273,3 +273,15 @@ def test_mtcnn_pyramid_starts_where_the_least_face_fills_the_window():
     np.testing.assert_allclose(np.array(scales[1:]) / np.array(scales[:-1]), det.factor)
     with pytest.raises(ConfigError, match=r"mtcnn: rnet_threshold must be in \(0, 1\), got 1.5"):
         build("mtcnn", rnet_threshold=1.5, calibration=None)
+
+
+def test_mtcnn_without_its_package_is_one_line_naming_the_pip_command(monkeypatch):
+    import importlib.util as iu
+
+    from face_landmarks.detectors import mtcnn
+
+    real = iu.find_spec
+    monkeypatch.setattr(iu, "find_spec", lambda name, *a: None if name == "mtcnn" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # import mtcnn now raises ImportError
+    with pytest.raises(ConfigError, match=r"detector 'mtcnn' needs .*pip install 'selfiter\[detectors\]'"):
+        mtcnn.weights_folder()
