@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from image_align.homography import corners_to_matrix, sample, warp_points
+from image_align.homography import corners_to_matrix, sample, template_corners, warp_points
+from image_align.networks import GEOMETRY
 from selfiter.encoders import PyramidEncoder
 from selfiter.interfaces import LearnedFeatureExtractor
 
@@ -85,28 +87,12 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
 
     def feature_shape(self, input_shape: tuple[int, ...], theta_dim: int) -> tuple[int, ...]:
         """``(C, grid, grid)`` for inputs ``(2, size, size)`` and ``theta_dim == 8``."""
-        expected = (2, self.size, self.size)
-        if tuple(input_shape) != expected:
-            raise ValueError(f"inputs must be {expected} per sample (template and image of "
-                             f"features.params.size = {self.size} px; set it to the problem's "
-                             f"size), got {tuple(input_shape)}")
-        if theta_dim != 8:
-            raise ValueError(f"a homography has 8 corner coordinates, theta_dim is {theta_dim}")
-        return (self.channels, self.grid, self.grid)
+        return check_pair_shapes(self.size, input_shape, theta_dim, (self.channels, self.grid,
+                                                                     self.grid))
 
     def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if inputs.dim() != 4 or tuple(inputs.shape[1:]) != (2, self.size, self.size):
-            raise ValueError(f"inputs must be (B, 2, {self.size}, {self.size}) for size "
-                             f"{self.size}, got {tuple(inputs.shape)}")
-        b = inputs.shape[0]
-        x = inputs.to(torch.float32).reshape(b * 2, 1, self.size, self.size) / 255.0
-        if self.normalize:
-            mean = x.mean((2, 3), keepdim=True)
-            x = (x - mean) / (x - mean).pow(2).mean((2, 3), keepdim=True).add(1e-4).sqrt()
-        else:
-            x = x - 0.5
-        maps = self.encoder(x)  # (2B, K, h, w)
-        maps = maps.reshape(b, 2, *maps.shape[1:])
+        maps = encode_pair(self.encoder, inputs, self.size, self.normalize)  # (B, 2, K, h, w)
+        b = maps.shape[0]
         stride = self.encoder.stride
         template = sample(maps[:, 0], self.points.expand(b, -1, -1), stride)  # (B, K, G*G)
         return template, maps[:, 1].contiguous()
@@ -148,3 +134,137 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
         image = sample(maps, pts, self.encoder.stride).reshape(b, k, w, n)  # (B, K, W, G*G)
         t = torch.nn.functional.normalize(template, dim=1)[:, :, None]  # (B, K, 1, G*G)
         return (torch.nn.functional.normalize(image, dim=1) * t).sum(1)  # (B, W, G*G)
+
+
+class CorrelationVolumeExtractor(LearnedFeatureExtractor):
+    """``encode: inputs (B, 2, S, S) -> (volume_0, ..., volume_{L-1})``, each
+    ``(B, G*G, h_l, w_l)``; ``features(context, theta: (B, 8) px) -> (B, C, G, G)`` float32.
+
+    Encode once: one shared :class:`~selfiter.encoders.PyramidEncoder` maps the
+    (standardised, as in :class:`WarpedGridExtractor`) template and image to
+    ``out_channels`` channels at ``stride`` px per cell. The cosine similarity of the
+    template's features at each of its ``grid x grid`` points ``x_j``
+    (:func:`grid_points`) with the image's features at every map cell is the
+    correlation volume ``(B, G*G, h, w)``; average pooling by 2 gives ``levels`` levels
+    (cell ``stride * 2^l`` px), the coarse ones for large displacements (RAFT's
+    correlation pyramid).
+
+    Iterate cheaply: at a state, each point's current image position ``p_j = H(x_j)``
+    reads, at every level, its ``(2 radius + 1)^2`` similarities one cell apart around
+    ``p_j`` (one channel per sample, so a lookup costs no feature channels). The channels
+    at each point, in order: the ``levels * (2 radius + 1)^2`` similarities; whether
+    ``p_j`` lies inside the image (1); then the geometry the head's fit needs, in px:
+    ``p_j`` (2) and the state's 4 corners in the image, ``corner_i + theta_i`` (8, the
+    same at every point). States are clipped to ``+-max_theta`` px (default ``size / 2``)
+    first; a NaN coordinate counts as 0.
+    """
+
+    #: the trailing channels that carry px coordinates, not similarities: p_j (2), corners (8)
+    geometry_channels = GEOMETRY
+
+    def __init__(self, size: int = 128, widths: Sequence[int] = (16, 32, 64, 64),
+                 blocks: Sequence[int] = (0, 1, 1, 1), out_channels: int = 32, stride: int = 4,
+                 grid: int = 16, levels: int = 4, radius: int = 3, normalize: bool = True,
+                 max_theta: float | None = None) -> None:
+        super().__init__()
+        if size < 2 * stride:
+            raise ValueError(f"size must be at least 2 * stride = {2 * stride} px, got {size}")
+        if grid < 1:
+            raise ValueError(f"grid must be >= 1, got {grid}")
+        if radius < 1:
+            raise ValueError(f"radius must be >= 1 (cells each side of a point), got {radius}")
+        if not 1 <= levels or size // stride < 2 ** (levels - 1):
+            raise ValueError(f"levels must be >= 1 and leave the coarsest level at least one "
+                             f"cell ({size} px / stride {stride} / 2^(levels-1)), got {levels}")
+        self.size = size
+        self.grid = grid
+        self.levels = levels
+        self.normalize = normalize
+        self.max_theta = float(size / 2 if max_theta is None else max_theta)
+        self.encoder = PyramidEncoder(1, widths, blocks, out_channels, stride)
+        self.register_buffer("points", grid_points(size, grid), persistent=False)
+        r = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        oy, ox = torch.meshgrid(r, r, indexing="ij")
+        # (W, 2) in cells of a level: the window each point reads around itself
+        self.register_buffer("window", torch.stack([ox, oy], -1).reshape(-1, 2), persistent=False)
+        self.register_buffer("corners", template_corners(size).reshape(8), persistent=False)
+
+    @property
+    def channels(self) -> int:
+        """C, the feature channels per grid point."""
+        return self.levels * self.window.shape[0] + 1 + self.geometry_channels
+
+    def feature_shape(self, input_shape: tuple[int, ...], theta_dim: int) -> tuple[int, ...]:
+        """``(C, grid, grid)`` for inputs ``(2, size, size)`` and ``theta_dim == 8``."""
+        return check_pair_shapes(self.size, input_shape, theta_dim, (self.channels, self.grid,
+                                                                     self.grid))
+
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        maps = encode_pair(self.encoder, inputs, self.size, self.normalize)  # (B, 2, K, h, w)
+        b = maps.shape[0]
+        template = sample(maps[:, 0], self.points.expand(b, -1, -1), self.encoder.stride)
+        template = F.normalize(template, dim=1)  # (B, K, G*G)
+        image = F.normalize(maps[:, 1], dim=1)  # (B, K, h, w)
+        volume = torch.einsum("bkn,bkhw->bnhw", template, image)  # (B, G*G, h, w) in [-1, 1]
+        pyramid = [volume]
+        for _ in range(1, self.levels):
+            pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+        return tuple(pyramid)
+
+    def features(self, context: tuple[torch.Tensor, ...], theta: torch.Tensor) -> torch.Tensor:
+        b, n = context[0].shape[:2]
+        if theta.dim() != 2 or tuple(theta.shape) != (b, 8):
+            raise ValueError(f"theta must be (B={b}, 8) corner displacements, got "
+                             f"{tuple(theta.shape)}")
+        stride = self.encoder.stride
+        w = self.window.shape[0]
+        with torch.autocast(theta.device.type, enabled=False):
+            th = torch.nan_to_num(theta.float(), nan=0.0).clamp(-self.max_theta, self.max_theta)
+            pts = warp_points(corners_to_matrix(th, self.size), self.points)  # (B, N, 2) px
+            parts = []
+            for level, volume in enumerate(context):
+                # level l's cell j averages level 0's cells 2^l j .. 2^l (j + 1) - 1
+                f = 2 ** level
+                at = pts[:, :, None] + self.window * (f * stride)  # (B, N, W, 2) px
+                at = at - (f - 1) / 2 * stride
+                sims = sample(volume.float().reshape(b * n, 1, *volume.shape[-2:]),
+                              at.reshape(b * n, w, 2), f * stride)  # (B*N, 1, W)
+                parts.append(sims.reshape(b, n, w).transpose(1, 2))  # (B, W, N)
+        inside = ((pts >= 0) & (pts <= self.size - 1)).all(-1)  # (B, N); NaN: outside
+        parts += [inside[:, None].float(), pts.transpose(1, 2),
+                  (self.corners + th)[:, :, None].expand(b, 8, n)]
+        return torch.cat(parts, 1).reshape(b, self.channels, self.grid, self.grid)
+
+
+def check_pair_shapes(size: int, input_shape: tuple[int, ...], theta_dim: int,
+                      shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` if the inputs are template/image pairs of ``size`` px and theta is a
+    homography's 8 corner coordinates; else a ``ValueError`` that says which key to set."""
+    expected = (2, size, size)
+    if tuple(input_shape) != expected:
+        raise ValueError(f"inputs must be {expected} per sample (template and image of "
+                         f"features.params.size = {size} px; set it to the problem's "
+                         f"size), got {tuple(input_shape)}")
+    if theta_dim != 8:
+        raise ValueError(f"a homography has 8 corner coordinates, theta_dim is {theta_dim}")
+    return shape
+
+
+def encode_pair(encoder: PyramidEncoder, inputs: torch.Tensor, size: int, normalize: bool
+                ) -> torch.Tensor:
+    """``inputs: (B, 2, S, S)`` grey levels (uint8 or float, 0-255) -> ``maps: (B, 2, K, h, w)``,
+    the template's and the image's maps by the one shared encoder. With ``normalize``
+    each image is standardised first (zero mean, unit variance of its grey levels),
+    which removes a global brightness and contrast change before the network sees it."""
+    if inputs.dim() != 4 or tuple(inputs.shape[1:]) != (2, size, size):
+        raise ValueError(f"inputs must be (B, 2, {size}, {size}) for size {size}, got "
+                         f"{tuple(inputs.shape)}")
+    b = inputs.shape[0]
+    x = inputs.to(torch.float32).reshape(b * 2, 1, size, size) / 255.0
+    if normalize:
+        mean = x.mean((2, 3), keepdim=True)
+        x = (x - mean) / (x - mean).pow(2).mean((2, 3), keepdim=True).add(1e-4).sqrt()
+    else:
+        x = x - 0.5
+    maps = encoder(x)  # (2B, K, h, w)
+    return maps.reshape(b, 2, *maps.shape[1:])

@@ -66,28 +66,67 @@ def corners_to_matrix(theta: torch.Tensor, size: int) -> torch.Tensor:
 def dlt(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """The homography of 4 correspondences by the direct linear transform:
     ``src, dst: (..., 4, 2)`` px -> ``H: (..., 3, 3)`` with ``H src ~ dst`` and
-    ``H[..., 2, 2] = 1`` (one batched 8x8 solve, in coordinates centred and scaled by
-    ``src``'s so that float32 keeps its digits). For any 4 points in general position;
-    :func:`corners_to_matrix` is the closed form for the template's corners."""
+    ``H[..., 2, 2] = 1`` (:func:`fit_homography`, exact for 4 points in general position;
+    :func:`corners_to_matrix` is the closed form for the template's corners)."""
+    return fit_homography(src, dst)
+
+
+def fit_homography(src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor | None = None,
+                   ridge: float = 0.0) -> torch.Tensor:
+    """The homography that takes ``src`` to ``dst`` (``(..., N, 2)`` px, N >= 4) in weighted
+    least squares of the direct linear transform: ``H: (..., 3, 3)``, ``H[..., 2, 2] = 1``.
+
+    ``weight: (..., N)`` >= 0 (default 1). Coordinates are centred and scaled by ``src``'s,
+    and the system is solved in float64 (whatever the dtype, which the result keeps) for
+    the correction from the identity, so ``ridge > 0`` (relative to the total weight, or
+    to 1 where that is smaller)
+    pulls an ill-posed fit, e.g. of points that all carry weight 0, towards ``dst = src``
+    (the identity) rather than towards a degenerate matrix: with ``ridge`` a learned
+    head's fit stays finite whatever weights it gives. A singular system without
+    ``ridge`` gives non-finite entries instead of raising."""
+    dtype = src.dtype
+    src, dst = src.double(), dst.double()
     centre = src.mean(-2, keepdim=True)  # (..., 1, 2)
     scale = (src - centre).abs().mean((-2, -1), keepdim=True).clamp_min(1e-12)  # (..., 1, 1)
     sn, dn = (src - centre) / scale, (dst - centre) / scale
-    x, y, u, v = sn[..., 0], sn[..., 1], dn[..., 0], dn[..., 1]  # (..., 4)
+    x, y, u, v = sn[..., 0], sn[..., 1], dn[..., 0], dn[..., 1]  # (..., N)
     one, zero = torch.ones_like(u), torch.zeros_like(u)
-    # u (h6 x + h7 y + 1) = h0 x + h1 y + h2, and the same for v with h3..h5
-    rows_u = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)  # (..., 4, 8)
-    rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)  # (..., 4, 8)
-    a = torch.cat([rows_u, rows_v], -2)  # (..., 8, 8)
-    b = torch.cat([u, v], -1)  # (..., 8)
+    # u (h6 x + h7 y + 1) = h0 x + h1 y + h2, and the same for v with h3..h5; at the identity
+    # h = (1, 0, 0, 0, 1, 0, 0, 0) the left sides are x and y, so the rows' product with the
+    # correction h - identity is dst - src
+    rows_u = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)  # (..., N, 8)
+    rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)  # (..., N, 8)
+    a = torch.cat([rows_u, rows_v], -2)  # (..., 2N, 8)
+    b = torch.cat([u - x, v - y], -1)  # (..., 2N)
+    w = one if weight is None else weight.double().clamp_min(0.0)  # (..., N)
+    w = torch.cat([w, w], -1)  # (..., 2N)
+    ata = a.transpose(-1, -2) @ (w[..., None] * a)  # (..., 8, 8)
+    if ridge > 0:
+        eye = torch.eye(8, dtype=ata.dtype, device=ata.device)
+        ata = ata + (ridge * w.sum(-1).clamp_min(1.0))[..., None, None] * eye
+    atb = (a.transpose(-1, -2) @ (w * b)[..., None])  # (..., 8, 1)
     # solve_ex: a singular system gives non-finite entries instead of raising
-    hv = torch.linalg.solve_ex(a, b.unsqueeze(-1))[0].squeeze(-1)  # (..., 8)
+    dh = torch.linalg.solve_ex(ata, atb)[0].squeeze(-1)  # (..., 8)
+    identity = dh.new_tensor([1.0, 0, 0, 0, 1, 0, 0, 0])
+    hv = identity + dh
     hn = torch.cat([hv, torch.ones_like(hv[..., :1])], -1).reshape(*hv.shape[:-1], 3, 3)
     s, cx, cy = scale[..., 0, 0], centre[..., 0, 0], centre[..., 0, 1]  # (...)
     o, z = torch.ones_like(s), torch.zeros_like(s)
     t = torch.stack([1 / s, z, -cx / s, z, 1 / s, -cy / s, z, z, o], -1).reshape(*s.shape, 3, 3)
     t_inv = torch.stack([s, z, cx, z, s, cy, z, z, o], -1).reshape(*s.shape, 3, 3)
     out = t_inv @ hn @ t
-    return out / out[..., 2:, 2:]
+    return (out / out[..., 2:, 2:]).to(dtype)
+
+
+def corner_step(points: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                corners: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+    """The corner increment that moves ``points`` onto ``targets`` (``(B, N, 2)`` image px,
+    ``weight: (B, N)``): the weighted least-squares homography ``G`` of
+    :func:`fit_homography` applied to the current ``corners: (B, 4, 2)`` px,
+    ``G(corners) - corners`` as ``(B, 8)`` px in their dtype. Zero when every target is
+    its point."""
+    g = fit_homography(points, targets, weight, ridge)  # (B, 3, 3)
+    return (warp_points(g, corners) - corners).reshape(corners.shape[0], 8)
 
 
 def warp_points(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Hook implementations of the image_align plugin: problem ``image_align``, parameter model
-``corners``, features ``warped_grid`` (learned), regressor ``align_cnn``.
+``corners``, features ``warped_grid`` and ``correlation_volume`` (learned), regressors
+``align_cnn`` and ``flow_fit``.
 
 The sampler is the core's ``gaussian_union``; see ``examples/image_align.yaml``.
 Components are imported inside the hooks, so importing the plugin stays cheap."""
@@ -25,13 +26,15 @@ def register_parameter_models(register):
 
 @hookimpl
 def register_feature_extractors(register):
-    from image_align.features import WarpedGridExtractor
+    from image_align.features import CorrelationVolumeExtractor, WarpedGridExtractor
 
     register("warped_grid", WarpedGridExtractor)
+    register("correlation_volume", CorrelationVolumeExtractor)
 
 
 @hookimpl
 def register_regressors(register):
-    from image_align.networks import AlignHead
+    from image_align.networks import AlignHead, FlowFitHead
 
     register("align_cnn", AlignHead)
+    register("flow_fit", FlowFitHead)

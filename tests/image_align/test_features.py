@@ -1,5 +1,6 @@
-"""The learned extractor: shapes, what it compares, finite features for wild states, and the
-context law (solving on the cached encoding equals encoding again at every iteration)."""
+"""The learned extractors and their heads: shapes, what they compare, finite features for
+wild states, and the context laws (solving on the cached encoding equals encoding again
+at every iteration; M states sharing an encoding step like M copies), for both pairs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from image_align.features import WarpedGridExtractor, grid_points
-from image_align.networks import AlignHead
+from image_align.features import CorrelationVolumeExtractor, WarpedGridExtractor, grid_points
+from image_align.homography import corners_to_matrix, template_corners, warp_points
+from image_align.networks import AlignHead, FlowFitHead
 from selfiter.solver import LearnedModel, make_solver
 from tests.image_align.helpers import synthetic_photos
 
 SMALL = dict(size=32, widths=(8, 16), blocks=(0, 1), out_channels=6, stride=4, grid=8)
+#: the correlation_volume extractor at the same scale: 8 x 8 cells, levels of 4, 8, 16 px
+SMALL_VOLUME = dict(size=32, widths=(8, 16, 16), blocks=(0, 1, 0), out_channels=6, stride=4,
+                    grid=8, levels=3, radius=2)
 
 
 def small_model(seed: int = 0, **extra) -> LearnedModel:
@@ -23,6 +28,20 @@ def small_model(seed: int = 0, **extra) -> LearnedModel:
         # the head's last layer starts at zero (no step); give it weights, so the law is not trivial
         torch.nn.init.normal_(head.mlp[-1].weight, std=0.1)
     return LearnedModel(ex, [head]).eval()
+
+
+def small_volume_model(seed: int = 0, **extra) -> LearnedModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ex = CorrelationVolumeExtractor(**{**SMALL_VOLUME, **extra})
+        head = FlowFitHead(ex.feature_shape((2, 32, 32), 8), 8, width=8, output_scale=2.0)
+        torch.nn.init.normal_(head.body[-1].weight, std=0.1)
+    return LearnedModel(ex, [head]).eval()
+
+
+#: every extractor/head pair of the plugin, for the laws they all obey
+MODELS = pytest.mark.parametrize("build", [small_model, small_volume_model],
+                                 ids=["warped_grid", "correlation_volume"])
 
 
 def pairs(n: int, seed: int = 0) -> torch.Tensor:
@@ -63,8 +82,9 @@ def test_at_the_identity_an_image_equal_to_its_template_reads_the_template_featu
     assert_close(f[:, 2 * k + w + 1:], torch.zeros_like(f[:, 2 * k + w + 1:]))  # theta = 0
 
 
-def test_a_global_light_change_of_the_image_leaves_the_features_alone():
-    ex = small_model().extractor
+@MODELS
+def test_a_global_light_change_of_the_image_leaves_the_features_alone(build):
+    ex = build().extractor
     x = pairs(2)
     lit = x.clone()
     lit[:, 1] = (x[:, 1].float() * 0.5 + 40).round().to(torch.uint8)
@@ -74,17 +94,22 @@ def test_a_global_light_change_of_the_image_leaves_the_features_alone():
     assert_close(a, b, atol=0.05, rtol=0.05)  # equal but for the rounding to grey levels
 
 
-def test_wild_states_give_finite_features():
-    ex = small_model().extractor
+@MODELS
+def test_wild_states_give_finite_features(build):
+    ex = build().extractor
     theta = torch.tensor([[1e9] * 8, [float("nan")] * 8, [-1e9, 0, 0, 0, 0, 0, 0, 0],
                           [float("inf")] + [0.0] * 7])
     with torch.no_grad():
         f = ex.features(ex.encode(pairs(4)), theta)
     assert bool(torch.isfinite(f).all())
+    head = build().regressors[0]
+    with torch.no_grad():
+        assert bool(torch.isfinite(head(f)).all())
 
 
-def test_solving_on_the_cached_context_equals_encoding_at_every_iteration():
-    model = small_model(seed=3)
+@MODELS
+def test_solving_on_the_cached_context_equals_encoding_at_every_iteration(build):
+    model = build(seed=3)
     x = pairs(5, seed=1)
     theta0 = torch.randn(5, 8, generator=torch.Generator().manual_seed(0)) * 3
     calls = []
@@ -101,11 +126,83 @@ def test_solving_on_the_cached_context_equals_encoding_at_every_iteration():
     assert bool((out.trajectory[-1] != theta0).any())  # the steps were not all zero
 
 
-def test_m_states_sharing_one_encoding_get_the_steps_of_m_copies():
-    model = small_model(seed=4)
+@MODELS
+def test_m_states_sharing_one_encoding_get_the_steps_of_m_copies(build):
+    model = build(seed=4)
     x = pairs(3, seed=2)
     theta = torch.randn(3 * 4, 8, generator=torch.Generator().manual_seed(1)) * 2
     with torch.no_grad():
         shared, _ = model(x, theta)
         copied, _ = model(x.repeat_interleave(4, 0), theta)
     assert_close(shared, copied)
+
+
+def test_the_volume_s_feature_shape_and_its_errors():
+    ex = CorrelationVolumeExtractor(**SMALL_VOLUME)
+    assert ex.feature_shape((2, 32, 32), 8) == (3 * 25 + 1 + 10, 8, 8)
+    with pytest.raises(ValueError, match="features.params.size = 32"):
+        ex.feature_shape((2, 64, 64), 8)
+    with pytest.raises(ValueError, match="levels must be >= 1"):
+        CorrelationVolumeExtractor(**{**SMALL_VOLUME, "levels": 5})
+    with pytest.raises(ValueError, match="radius must be >= 1"):
+        CorrelationVolumeExtractor(**{**SMALL_VOLUME, "radius": 0})
+
+
+def test_the_volume_is_the_cosine_of_template_and_image_features_and_pools_by_two():
+    ex = small_volume_model().extractor
+    x = pairs(2)
+    with torch.no_grad():
+        volume = ex.encode(x)
+        maps = ex.encoder((x.float() / 255 - x.float().mean((2, 3), keepdim=True) / 255)
+                          .reshape(4, 1, 32, 32) / (x.float() / 255).std((2, 3), correction=0)
+                          .reshape(4, 1, 1, 1).pow(2).add(1e-4).sqrt()).reshape(2, 2, 6, 8, 8)
+    assert [tuple(v.shape) for v in volume] == [(2, 64, 8, 8), (2, 64, 4, 4), (2, 64, 2, 2)]
+    # point 9 (grid cell (1, 1)) is at px (5.5, 5.5): 1.375 map cells (of 4 px) in each way
+    a = torch.tensor([0.625, 0.375])
+    t = (maps[:, 0, :, 1:3, 1:3] * (a[:, None] * a[None, :])).sum((2, 3))  # (2, K) bilinear
+    cos = torch.nn.functional.cosine_similarity(t[:, :, None, None], maps[:, 1], dim=1)
+    assert_close(volume[0][:, 9], cos, atol=1e-5, rtol=1e-4)
+    assert_close(volume[1], torch.nn.functional.avg_pool2d(volume[0], 2))
+    assert bool((volume[0].abs() <= 1 + 1e-5).all())
+
+
+def test_moving_the_state_by_one_cell_shifts_every_window_by_one_cell():
+    ex = small_volume_model().extractor
+    context = ex.encode(pairs(2, seed=5))
+    w = 2 * 2 + 1  # radius 2
+    shift = torch.tensor([8.0, 0] * 4)[None].expand(2, 8)  # 2 level-0 cells, 1 level-1 cell
+    with torch.no_grad():
+        at0 = ex.features(context, torch.zeros(2, 8))[:, :3 * w * w].reshape(2, 3, w, w, 8, 8)
+        at1 = ex.features(context, shift)[:, :3 * w * w].reshape(2, 3, w, w, 8, 8)
+    # window column c at the moved state reads the column c + 2 (level 0), c + 1 (level 1)
+    inner = (slice(None), slice(None), slice(None), slice(1, 5))  # points whose windows stay inside
+    assert_close(at1[:, 0, :, :w - 2][inner], at0[:, 0, :, 2:][inner], atol=1e-5, rtol=1e-4)
+    assert_close(at1[:, 1, :, :w - 1][inner], at0[:, 1, :, 1:][inner], atol=1e-5, rtol=1e-4)
+
+
+def test_the_geometry_channels_are_the_points_and_the_corners_where_the_state_puts_them():
+    ex = small_volume_model().extractor
+    theta = torch.tensor([[2.0, -1, 3, 0, -2, 1, 0, 4]])
+    with torch.no_grad():
+        f = ex.features(ex.encode(pairs(1)), theta)
+    assert_close(f[0, -8:, 3, 5], template_corners(32).reshape(8) + theta[0])
+    expected = warp_points(corners_to_matrix(theta, 32), grid_points(32, 8))[0]  # (64, 2)
+    assert_close(f[0, -10:-8].flatten(1).T, expected)
+    inside = ((expected >= 0) & (expected <= 31)).all(-1).float()
+    assert_close(f[0, -11].flatten(), inside)
+    assert 0 < float(inside.sum()) < 64  # the state moves some points out
+
+
+def test_an_untrained_flow_fit_head_keeps_the_state_and_its_gradient_is_finite():
+    ex = small_volume_model(max_theta=100.0).extractor
+    head = FlowFitHead(ex.feature_shape((2, 32, 32), 8), 8, width=8)
+    f = ex.features(ex.encode(pairs(3)), torch.randn(3, 8) * 2)
+    step = head(f)
+    assert_close(step, torch.zeros(3, 8))
+    outside = ex.features(ex.encode(pairs(1)), torch.full((1, 8), 80.0))  # every point outside
+    torch.nn.init.normal_(head.body[-1].weight, std=0.1)
+    (head(f).abs().sum() + head(outside).abs().sum()).backward()
+    assert all(bool(torch.isfinite(p.grad).all()) for p in head.parameters())
+    assert_close(head(outside), torch.zeros(1, 8))  # no support: no move
+    with pytest.raises(ValueError, match="geometry channels"):
+        FlowFitHead((9, 8, 8), 8)

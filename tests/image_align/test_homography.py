@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from torch.func import jacrev, vmap
 from torch.testing import assert_close
 
-from image_align.homography import (corners_to_matrix, dlt, matrix_to_corners, template_corners,
-                                    warp_image, warp_points)
+from image_align.features import grid_points
+from image_align.homography import (corner_step, corners_to_matrix, dlt, fit_homography,
+                                    matrix_to_corners, template_corners, warp_image, warp_points)
 
 #: |displacement| per coordinate in the property tests, px on a 128 px template: below
 #: 127 / (2 sqrt 2) = 45, so that no corner can cross a diagonal (the quad stays convex)
@@ -104,3 +105,64 @@ def test_points_sent_to_infinity_sample_zero():
     images = torch.ones(1, 1, 8, 8)
     pts = torch.tensor([[[float("nan"), 1.0], [float("inf"), 2.0], [1e30, -1e30], [3.0, 3.0]]])
     assert_close(sample(images, pts)[0, 0], torch.tensor([0.0, 0.0, 0.0, 1.0]))
+
+
+def inner_points(n: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(n, 2)`` random template px."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 2, generator=g, dtype=torch.float64) * (SIZE - 1)).to(dtype)
+
+
+def spread_points(side: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(side^2, 2)`` template px: the cell centres of a ``side x side`` grid, each moved by
+    up to a quarter cell (random points may all but line up, and the fit's extrapolation
+    to the corners would then blow float32's rounding up)."""
+    g = torch.Generator().manual_seed(seed)
+    jitter = (torch.rand(side * side, 2, generator=g, dtype=torch.float64) - 0.5) * SIZE / side / 2
+    return (grid_points(SIZE, side).double() + jitter).to(dtype)
+
+
+@given(displacements(), st.integers(2, 8), st.integers(0, 2**31 - 1))
+def test_the_weighted_fit_of_many_points_recovers_their_homography(case, side, seed):
+    theta, dtype = case
+    h = corners_to_matrix(theta, SIZE)
+    n = side * side
+    pts = spread_points(side, seed, dtype).expand(theta.shape[0], n, 2)
+    g = torch.Generator().manual_seed(seed + 1)
+    weight = (torch.rand(theta.shape[0], n, generator=g, dtype=torch.float64) + 0.1).to(dtype)
+    fit = fit_homography(pts, warp_points(h, pts), weight)
+    assert fit.dtype == dtype
+    assert_close(matrix_to_corners(fit, SIZE), theta, **tolerance(dtype))
+
+
+def test_points_of_weight_zero_do_not_move_the_fit():
+    theta = torch.tensor([[3.0, -2, 1, 4, -5, 2, 0, 1]], dtype=torch.float64)
+    pts = inner_points(40, 0, torch.float64)[None]
+    target = warp_points(corners_to_matrix(theta, SIZE), pts)
+    target[:, :10] += 30.0  # outliers
+    weight = torch.ones(1, 40, dtype=torch.float64)
+    weight[:, :10] = 0
+    assert_close(matrix_to_corners(fit_homography(pts, target, weight), SIZE), theta)
+    assert not torch.allclose(matrix_to_corners(fit_homography(pts, target), SIZE), theta,
+                              atol=0.5)
+
+
+def test_with_no_support_the_ridge_keeps_the_corners_where_they_are():
+    pts = inner_points(16, 1, torch.float32)[None].expand(2, 16, 2)
+    corners = template_corners(SIZE).expand(2, 4, 2)
+    step = corner_step(pts, pts + 50.0, torch.zeros(2, 16), corners, ridge=1e-4)
+    assert_close(step, torch.zeros(2, 8))
+    assert_close(corner_step(pts, pts, torch.ones(2, 16), corners), torch.zeros(2, 8))
+
+
+@given(displacements(), displacements())
+def test_the_corner_step_onto_another_homography_is_the_difference_of_the_states(a, b):
+    (current, dtype), (truth, _) = a, b
+    n = min(current.shape[0], truth.shape[0])
+    current, truth = current[:n], truth[:n].to(dtype)
+    x = inner_points(32, 0, dtype)
+    pts = warp_points(corners_to_matrix(current, SIZE), x)  # (B, 32, 2) where the state puts them
+    targets = warp_points(corners_to_matrix(truth, SIZE), x)
+    corners = template_corners(SIZE, dtype) + current.reshape(n, 4, 2)
+    step = corner_step(pts, targets, torch.ones(n, 32, dtype=dtype), corners)
+    assert_close(step, truth - current, **tolerance(dtype))

@@ -89,7 +89,7 @@ def test_corner_error_and_success_rates():
 
 def test_the_example_config_validates_against_the_components():
     cfg = load_config(REPO / "examples" / "image_align.yaml")
-    assert cfg.problem.name == "image_align" and cfg.features.name == "warped_grid"
+    assert cfg.problem.name == "image_align" and cfg.features.name == "correlation_volume"
     assert cfg.train.states_per_input > 1
     assert Path(cfg.problem.params["data_root"]) == (REPO.parent / "shared" / "data" / "300w").resolve() \
         or Path(cfg.problem.params["data_root"]) == REPO.parent / "shared" / "data" / "300w"

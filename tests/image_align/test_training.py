@@ -14,8 +14,24 @@ from selfiter.evaluation import score
 from selfiter.training import train
 
 
-def tiny_config(data_root: str, steps: int) -> dict:
+#: the plugin's two extractor/head pairs, tiny: 32 px templates, stride-2 maps, an 8 x 8 grid
+PAIRS = {
+    "warped_grid": (
+        {"name": "warped_grid", "params": {
+            "size": 32, "widths": [8, 16], "blocks": [0, 0], "out_channels": 8, "stride": 2,
+            "grid": 8, "theta_scale": 4.0}},
+        {"name": "align_cnn", "params": {"width": 16, "hidden": 64, "output_scale": 2.0}}),
+    "correlation_volume": (
+        {"name": "correlation_volume", "params": {
+            "size": 32, "widths": [8, 16, 16], "blocks": [0, 0, 0], "out_channels": 8,
+            "stride": 2, "grid": 8, "levels": 3, "radius": 2}},
+        {"name": "flow_fit", "params": {"width": 16, "output_scale": 2.0}}),
+}
+
+
+def tiny_config(data_root: str, steps: int, pair: str) -> dict:
     """32 px templates from 64 px photos, corners moved up to 4 px; a tiny encoder and head."""
+    features, regressor = PAIRS[pair]
     return {
         "problem": {"name": "image_align", "params": {
             "data_root": data_root, "size": 32, "photo_side": 64, "n_train": 2048, "n_val": 16,
@@ -23,11 +39,8 @@ def tiny_config(data_root: str, steps: int) -> dict:
         "parameter_model": {"name": "corners", "params": {}},
         "sampler": {"name": "gaussian_union",
                     "params": {"sigma": 0.4, "sigma_mean": 0.15, "p_mean": 0.5}},
-        "features": {"name": "warped_grid", "params": {
-            "size": 32, "widths": [8, 16], "blocks": [0, 0], "out_channels": 8, "stride": 2,
-            "grid": 8, "theta_scale": 4.0}},
-        "regressor": {"name": "align_cnn", "params": {"width": 16, "hidden": 64,
-                                                       "output_scale": 2.0}},
+        "features": features,
+        "regressor": regressor,
         "train": {"steps": steps, "batch_size": 16, "states_per_input": 4, "optimizer": "adamw",
                   "lr": 0.006, "schedule": "cosine", "warmup_steps": 20, "loss": "l1",
                   "device": "cpu", "num_threads": 1, "log_every": 50, "checkpoint_every": 1000},
@@ -36,9 +49,10 @@ def tiny_config(data_root: str, steps: int) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("pair", sorted(PAIRS))
 def test_a_model_trained_in_seconds_lowers_the_corner_error_on_most_unseen_photos(
-        tmp_path, data_300w, skimage_data):
-    cfg = config_from_dict(tiny_config(str(data_300w), steps=300))
+        tmp_path, data_300w, skimage_data, pair):
+    cfg = config_from_dict(tiny_config(str(data_300w), steps=300, pair=pair))
     ckpt = train(cfg, tmp_path / "run", progress=False)
     model = selfiter.load(ckpt)
     test = model.problem.load("test")
