@@ -53,10 +53,7 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
                  normalize: bool = True, max_theta: float | None = None,
                  correlation: int = 2, with_maps: bool = True) -> None:
         super().__init__()
-        if size < 2 * stride:
-            raise ValueError(f"size must be at least 2 * stride = {2 * stride} px, got {size}")
-        if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
+        check_grid(size, stride, grid)
         if correlation < 0:
             raise ValueError(f"correlation must be >= 0 (a radius in cells), got {correlation}")
         if correlation == 0 and not with_maps:
@@ -167,10 +164,7 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
                  grid: int = 16, levels: int = 4, radius: int = 3, normalize: bool = True,
                  max_theta: float | None = None) -> None:
         super().__init__()
-        if size < 2 * stride:
-            raise ValueError(f"size must be at least 2 * stride = {2 * stride} px, got {size}")
-        if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
+        check_grid(size, stride, grid)
         if radius < 1:
             raise ValueError(f"radius must be >= 1 (cells each side of a point), got {radius}")
         if not 1 <= levels or size // stride < 2 ** (levels - 1):
@@ -234,6 +228,15 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
         parts += [inside[:, None].float(), pts.transpose(1, 2),
                   (self.corners + th)[:, :, None].expand(b, 8, n)]
         return torch.cat(parts, 1).reshape(b, self.channels, self.grid, self.grid)
+
+
+def check_grid(size: int, stride: int, grid: int) -> None:
+    """A ``ValueError`` unless a ``size`` px template holds two cells of ``stride`` px and
+    the grid at least one point."""
+    if size < 2 * stride:
+        raise ValueError(f"size must be at least 2 * stride = {2 * stride} px, got {size}")
+    if grid < 1:
+        raise ValueError(f"grid must be >= 1, got {grid}")
 
 
 def check_pair_shapes(size: int, input_shape: tuple[int, ...], theta_dim: int,
