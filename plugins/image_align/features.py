@@ -98,14 +98,9 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
                  ) -> torch.Tensor:
         template, maps = context  # (B, K, G*G), (B, K, h, w)
         b = template.shape[0]
-        if theta.dim() != 2 or tuple(theta.shape) != (b, 8):
-            raise ValueError(f"theta must be (B={b}, 8) corner displacements, got "
-                             f"{tuple(theta.shape)}")
         # the geometry in float32 whatever the autocast: bf16 would put points 0.5 px off
         with torch.autocast(theta.device.type, enabled=False):
-            # NaN to 0 and inf to the clip: the features of a broken state stay finite (the
-            # solver stops such a sample anyway; training must not see NaN)
-            th = torch.nan_to_num(theta.float(), nan=0.0).clamp(-self.max_theta, self.max_theta)
+            th = clipped_state(theta, b, self.max_theta)
             h = corners_to_matrix(th, self.size)
             pts = warp_points(h, self.points)  # (B, G*G, 2)
             parts = []
@@ -113,7 +108,7 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
                 parts += [template.float(), sample(maps.float(), pts, self.encoder.stride)]
             if self.correlation > 0:
                 parts.append(self.correlate(template.float(), maps.float(), h))
-        inside = ((pts >= 0) & (pts <= self.size - 1)).all(-1)  # (B, G*G); NaN: outside
+        inside = inside_template(pts, self.size)  # (B, G*G)
         parts.append(inside[:, None].float())
         if self.with_theta:
             parts.append((th / self.theta_scale)[:, :, None].expand(b, 8, template.shape[-1]))
@@ -207,13 +202,10 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
 
     def features(self, context: tuple[torch.Tensor, ...], theta: torch.Tensor) -> torch.Tensor:
         b, n = context[0].shape[:2]
-        if theta.dim() != 2 or tuple(theta.shape) != (b, 8):
-            raise ValueError(f"theta must be (B={b}, 8) corner displacements, got "
-                             f"{tuple(theta.shape)}")
         stride = self.encoder.stride
         w = self.window.shape[0]
         with torch.autocast(theta.device.type, enabled=False):
-            th = torch.nan_to_num(theta.float(), nan=0.0).clamp(-self.max_theta, self.max_theta)
+            th = clipped_state(theta, b, self.max_theta)
             pts = warp_points(corners_to_matrix(th, self.size), self.points)  # (B, N, 2) px
             parts = []
             for level, volume in enumerate(context):
@@ -224,10 +216,25 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
                 sims = sample(volume.float().reshape(b * n, 1, *volume.shape[-2:]),
                               at.reshape(b * n, w, 2), f * stride)  # (B*N, 1, W)
                 parts.append(sims.reshape(b, n, w).transpose(1, 2))  # (B, W, N)
-        inside = ((pts >= 0) & (pts <= self.size - 1)).all(-1)  # (B, N); NaN: outside
+        inside = inside_template(pts, self.size)  # (B, N)
         parts += [inside[:, None].float(), pts.transpose(1, 2),
                   (self.corners + th)[:, :, None].expand(b, 8, n)]
         return torch.cat(parts, 1).reshape(b, self.channels, self.grid, self.grid)
+
+
+def clipped_state(theta: torch.Tensor, b: int, max_theta: float) -> torch.Tensor:
+    """``theta: (B, 8)`` px as float32, clipped to ``+-max_theta``, NaN as 0 (inf to the
+    clip): the features of a broken state stay finite (the solver stops such a sample
+    anyway; training must not see NaN). A ``ValueError`` unless theta is ``(b, 8)``."""
+    if theta.dim() != 2 or tuple(theta.shape) != (b, 8):
+        raise ValueError(f"theta must be (B={b}, 8) corner displacements, got "
+                         f"{tuple(theta.shape)}")
+    return torch.nan_to_num(theta.float(), nan=0.0).clamp(-max_theta, max_theta)
+
+
+def inside_template(points: torch.Tensor, size: int) -> torch.Tensor:
+    """``points: (B, N, 2)`` px -> ``(B, N)`` bool: within the ``size`` px image (NaN: not)."""
+    return ((points >= 0) & (points <= size - 1)).all(-1)
 
 
 def check_grid(size: int, stride: int, grid: int) -> None:

@@ -13,6 +13,9 @@ from torch import nn
 from image_align.homography import corner_step
 from selfiter.interfaces import Regressor
 
+#: the trailing feature channels :class:`FlowFitHead` reads as geometry (px), not looks
+GEOMETRY = 10
+
 
 class AlignHead(Regressor):
     """``features: (B, C, G, G) -> delta_theta: (B, 8)`` px.
@@ -106,7 +109,3 @@ class FlowFitHead(Regressor):
         flow = out[:, :2].transpose(1, 2) * self.output_scale  # (B, N, 2) px
         weight = torch.sigmoid(out[:, 2]) * inside  # (B, N)
         return corner_step(points, points + flow, weight, corners, self.ridge)
-
-
-#: the trailing feature channels :class:`FlowFitHead` reads as geometry (px), not looks
-GEOMETRY = 10

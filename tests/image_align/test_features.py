@@ -206,3 +206,11 @@ def test_an_untrained_flow_fit_head_keeps_the_state_and_its_gradient_is_finite()
     assert_close(head(outside), torch.zeros(1, 8))  # no support: no move
     with pytest.raises(ValueError, match="geometry channels"):
         FlowFitHead((9, 8, 8), 8)
+
+
+@MODELS
+def test_a_state_of_the_wrong_shape_is_named(build):
+    ex = build().extractor
+    context = ex.encode(pairs(2))
+    with pytest.raises(ValueError, match=r"theta must be \(B=2, 8\) corner displacements, got \(2, 6\)"):
+        ex.features(context, torch.zeros(2, 6))
