@@ -1,0 +1,203 @@
+"""MTCNN's pieces, each against PyTorch's own op or the rule it stands for: suppression,
+crops, peaks, the channels-last pooling and PReLU, P-Net's folded classifier, the pyramid,
+the precisions."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from face_landmarks.detectors.calibration import box_iou, suppress
+from selfiter.errors import ConfigError
+from tests.face_landmarks.test_detectors import build, sample
+
+boxes_st = st.lists(st.tuples(st.floats(0, 200), st.floats(0, 200), st.floats(2, 80),
+                              st.floats(2, 80), st.floats(0, 1)), min_size=1, max_size=30)
+
+
+@given(boxes_st, st.floats(0.1, 0.9), st.sampled_from(["union", "min"]))
+def test_mtcnn_nms_keeps_apart_and_each_dropped_box_has_a_better_keeper(rows, iou, mode):
+    import torch
+
+    from face_landmarks.detectors.mtcnn import nms
+
+    a = torch.tensor(rows, dtype=torch.float64)
+    boxes = torch.cat([a[:, :2], a[:, :2] + a[:, 2:4]], 1)
+    scores = a[:, 4]
+    keep = nms(boxes, scores, iou, mode).tolist()
+
+    def overlap(i, j):
+        lo, hi = torch.maximum(boxes[i, :2], boxes[j, :2]), torch.minimum(boxes[i, 2:], boxes[j, 2:])
+        inter = (hi - lo).clamp_min(0).prod().item()
+        ai, aj = [(boxes[k, 2:] - boxes[k, :2]).prod().item() for k in (i, j)]
+        return inter / (min(ai, aj) if mode == "min" else ai + aj - inter)
+
+    assert len(set(keep)) == len(keep) and len(keep) >= 1
+    assert all(overlap(i, j) <= iou + 1e-9 for i in keep for j in keep if i < j)
+    order = sorted(range(len(rows)), key=lambda k: -rows[k][4])
+    for j in set(range(len(rows))) - set(keep):
+        assert any(overlap(i, j) > iou and order.index(i) < order.index(j) for i in keep)
+
+
+@given(st.integers(0, 40), st.integers(0, 30), st.sampled_from([8, 12, 24]))
+def test_mtcnn_crops_read_the_box_exactly_at_one_px_per_px(x0, y0, side):
+    # (input, expected): a box of ``side`` px on pixel edges, read at ``side`` px, is
+    # those pixels; one twice as large reads 2 x 2 means of a level-0 image (bilinear at
+    # the shared corner of 4 pixels)
+    import torch
+
+    from face_landmarks.detectors.mtcnn import crops
+
+    rng = np.random.default_rng(x0 * 100 + y0)
+    pixels = rng.uniform(0, 255, (100, 90, 3)).astype(np.float32)
+    image = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    box = torch.tensor([[x0 - 0.5, y0 - 0.5, x0 + side - 0.5, y0 + side - 0.5]])
+    # remap's fixed-point coordinates (1/32 px) hold these points exactly
+    torch.testing.assert_close(crops([pixels], box, side)[0],
+                               image[0, :, y0:y0 + side, x0:x0 + side], rtol=0, atol=2e-3)
+    big = torch.tensor([[x0 - 0.5, y0 - 0.5, x0 + 2 * side - 0.5, y0 + 2 * side - 0.5]])
+    patch = image[0, :, y0:y0 + 2 * side, x0:x0 + 2 * side]
+    means = patch.reshape(3, side, 2, side, 2).mean((2, 4))
+    torch.testing.assert_close(crops([pixels], big, side)[0], means, rtol=0, atol=2e-3)
+    # 8-bit images are read in 8 bits: the same means, rounded
+    grey = pixels.round().astype(np.uint8)
+    means = torch.from_numpy(grey.astype(np.float32)).permute(2, 0, 1)[
+        :, y0:y0 + 2 * side, x0:x0 + 2 * side].reshape(3, side, 2, side, 2).mean((2, 4))
+    torch.testing.assert_close(crops([grey], big, side)[0], means, rtol=0, atol=0.5)
+    # outside the image reads black
+    outside = torch.tensor([[200.0, 200.0, 200.0 + side, 200.0 + side]])
+    assert crops([pixels], outside, side).abs().max() == 0
+
+
+def test_mtcnn_pyramid_starts_where_the_least_face_fills_the_window():
+    det = build("mtcnn", calibration=None)
+    scales = det.scales(1080, 1920, 40.0)
+    assert scales[0] == pytest.approx(12 / 40)
+    assert min(1080, 1920) * scales[-1] >= 12 > min(1080, 1920) * scales[-1] * det.factor
+    np.testing.assert_allclose(np.array(scales[1:]) / np.array(scales[:-1]), det.factor)
+    with pytest.raises(ConfigError, match=r"mtcnn: rnet_threshold must be in \(0, 1\), got 1.5"):
+        build("mtcnn", rnet_threshold=1.5, calibration=None)
+
+
+def test_mtcnn_without_its_package_is_one_line_naming_the_pip_command(monkeypatch):
+    import importlib.util as iu
+
+    from face_landmarks.detectors import mtcnn
+
+    real = iu.find_spec
+    monkeypatch.setattr(iu, "find_spec", lambda name, *a: None if name == "mtcnn" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # import mtcnn now raises ImportError
+    with pytest.raises(ConfigError, match=r"detector 'mtcnn' needs .*pip install 'selfiter\[detectors\]'"):
+        mtcnn.weights_folder()
+
+
+@given(boxes_st, st.floats(0.1, 0.9))
+def test_mtcnn_nms_over_the_union_is_greedy_suppression(rows, iou):
+    # OpenCV's NMSBoxes, given ranks for scores, keeps what suppress keeps, in its order
+    from face_landmarks.detectors.mtcnn import nms
+
+    a = np.array(rows)
+    boxes = np.concatenate([a[:, :2], a[:, :2] + a[:, 2:4]], 1)
+    expected = suppress(boxes, a[:, 4], iou)
+    assert nms(torch.from_numpy(boxes), torch.from_numpy(a[:, 4]), iou).tolist() == expected.tolist()
+
+
+@given(st.integers(1, 3), st.integers(1, 12), st.integers(1, 40), st.integers(1, 40),
+       st.sampled_from([(2, 2), (3, 2), (2, 1), (3, 1)]))
+def test_max_pool_is_pytorchs_ceil_mode_max_pool(b, c, h, w, pool):
+    from face_landmarks.detectors.mtcnn import max_pool
+
+    kernel, stride = pool
+    if min(h, w) < kernel:
+        return
+    x = torch.randn(b, c, h, w).contiguous(memory_format=torch.channels_last)
+    out = max_pool(x, kernel, stride)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, F.max_pool2d(x, kernel, stride, ceil_mode=True), rtol=0, atol=0)
+
+
+@given(st.integers(1, 3), st.integers(1, 16), st.integers(1, 20), st.integers(1, 20))
+def test_row_prelu_is_prelu_in_either_layout(b, c, h, w):
+    from face_landmarks.detectors.mtcnn import RowPReLU
+
+    p = RowPReLU(c)
+    p.weight.data.uniform_(-1, 1)
+    x = torch.randn(b, c, h, w)
+    with torch.no_grad():
+        expected = F.prelu(x, p.weight)
+        torch.testing.assert_close(p(x.contiguous(memory_format=torch.channels_last)), expected)
+        torch.testing.assert_close(p(x), expected)
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.floats(-1.0, 1.0), st.integers(0, 10 ** 6))
+def test_peaks_are_the_cells_above_the_floor_that_equal_their_3x3_max(h, w, least, seed):
+    # (input, expected): the cells a 3 x 3 max-pool leaves unchanged, among those >= least;
+    # a coarse grid of values makes ties (plateaus) common
+    from face_landmarks.detectors.mtcnn import peaks
+
+    g = torch.Generator().manual_seed(seed)
+    score = torch.randint(-3, 4, (h, w), generator=g).float() / 3
+    pooled = F.max_pool2d(score[None, None], 3, 1, 1)[0, 0]
+    expected = torch.nonzero((score >= least) & (score == pooled), as_tuple=True)
+    iy, ix = peaks(score, least)
+    assert sorted(zip(iy.tolist(), ix.tolist())) == sorted(zip(*(e.tolist() for e in expected)))
+
+
+def test_pnet_logit_is_the_two_class_softmax_of_the_shipped_classifier():
+    build("mtcnn", calibration=None)  # skips where the mtcnn package is missing
+    from face_landmarks.detectors.mtcnn import PNet, keras_weights
+
+    w = keras_weights("pnet")
+    net = PNet(w).eval()
+    x = torch.randn(2, 3, 30, 40)
+    with torch.no_grad():
+        logit, features = net(x)
+        per_window = features.permute(0, 2, 3, 1)  # (B, h, w, 32)
+        two = per_window @ torch.from_numpy(w[11][0, 0]) + torch.from_numpy(w[12])
+        torch.testing.assert_close(torch.sigmoid(logit), torch.softmax(two, -1)[..., 1],
+                                   rtol=0, atol=1e-5)
+        reg = per_window @ torch.from_numpy(w[9][0, 0]) + torch.from_numpy(w[10])
+        torch.testing.assert_close(net.regression(per_window.reshape(-1, 32)), reg.reshape(-1, 4))
+
+
+def test_mtcnn_refuses_an_unknown_precision():
+    with pytest.raises(ConfigError, match=r"mtcnn: precision must be one of auto, float32, "
+                                          r"bfloat16, got 'half'"):
+        build("mtcnn", precision="half", calibration=None)
+
+
+def test_mtcnn_auto_precision_follows_the_cpu():
+    from face_landmarks.detectors.mtcnn import native_bfloat16
+
+    det = build("mtcnn", calibration=None)
+    assert det.precision == ("bfloat16" if native_bfloat16() else "float32")
+    assert det.onet.cls.weight.dtype == torch.float32
+    assert det.pnet.logit.weight.dtype == getattr(torch, det.precision)
+
+
+def test_mtcnn_in_bfloat16_finds_the_boxes_it_finds_in_float32():
+    # every sample face, alone and shrunk into a 1080p canvas with another face: the
+    # detections of the two precisions pair up with IoU >= 0.9, scores within 0.05
+    import cv2
+
+    full, half = build("mtcnn", precision="float32"), build("mtcnn", precision="bfloat16")
+    canvas = np.full((1080, 1920, 3), 100, np.uint8)
+    for i, at in zip(range(4), ((100, 200), (900, 300), (1400, 600), (300, 700))):
+        face = cv2.resize(sample(i)[0], (200 - 30 * i, 200 - 30 * i), interpolation=cv2.INTER_AREA)
+        canvas[at[1]:at[1] + face.shape[0], at[0]:at[0] + face.shape[1]] = face
+    found = 0
+    for image in [sample(i)[0] for i in range(12)] + [canvas]:
+        (a, sa), (b, sb) = full.raw_detections(image), half.raw_detections(image)
+        assert len(a) == len(b)
+        found += len(a)
+        if len(a):
+            iou = box_iou(a, b)
+            assert (iou.max(1) >= 0.9).all()
+            np.testing.assert_allclose(sb[iou.argmax(1)], sa, atol=0.05)
+    assert found >= 12 + 4
