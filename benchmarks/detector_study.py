@@ -14,20 +14,23 @@ images with no face). Per detector:
   faces and on the images without;
 * time per image: the median wall-clock time of ``detect`` over the images of
   640 x 480, 1920 x 1080 and 4000 x 3000 px (either orientation), one thread
-  (``cv2.setNumThreads(1)``, ``torch.set_num_threads(1)``; MediaPipe's
+  or ``--threads N`` (``cv2.setNumThreads``, ``torch.set_num_threads``; MediaPipe's
   TensorFlow Lite runtime is not told), after one warm-up call;
 * the NME (% of the inter-ocular distance, ``face_landmarks.metrics``) of the
   landmark model (``--model``, default ``face300w``) on the faces the detector
   found, solved from its boxes, next to the NME from the faces' true landmark
   boxes on the same faces.
 
-It writes the section ``detector study`` of ``--report`` (a table, and the
-plots ``detector_recall.png`` and ``detector_time.png`` beside it) and, with
+It writes the section ``detector study`` of ``--report`` (a table, and the plots
+``detector_recall.png`` and ``detector_time.png`` beside it; another ``--section NAME``,
+e.g. a timing at two threads, gets the tables only) and, with
 ``--json``, every per-face and per-image record. ``--limit N`` runs the first
 N images only (a smoke test; do not report those figures).
 
     python benchmarks/detector_study.py --report docs/results/detector.md --json detector_study.json
     python benchmarks/detector_study.py --limit 10 --report /tmp/detector.md
+    python benchmarks/detector_study.py --detectors mtcnn --threads 2 --no-nme \
+        --section "detector study, 2 threads" --report docs/results/detector.md
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ TIMED = {(640, 480): "640 x 480", (1920, 1080): "1920 x 1080", (4000, 3000): "40
 #: the issue's goals for the default detector
 GOAL_RECALL, GOAL_FALSE, GOAL_MS, GOAL_MIN_SIDE = 98.0, 0.1, 50.0, 40
 TITLE = "Face detectors"
+#: the section of the results page written by default
+SECTION = "detector study"
 
 
 @dataclass
@@ -101,8 +106,13 @@ def size_key(image: np.ndarray) -> tuple[int, int]:
     return max(h, w), min(h, w)
 
 
+def threads_text(n: int) -> str:
+    return "one thread" if n == 1 else f"{n} threads"
+
+
 def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
-              sizes: list[tuple[int, int]], empty: np.ndarray) -> tuple[str, dict[str, dict]]:
+              sizes: list[tuple[int, int]], empty: np.ndarray, threads: int
+              ) -> tuple[str, dict[str, dict]]:
     """The Markdown tables and the figures behind them, per detector label."""
     bins = [(lo, hi, (sides >= lo) & (sides < hi)) for lo, hi in SIZE_BINS]
     bins[-1] = (bins[-1][0], bins[-1][1], (sides >= bins[-1][0]) & (sides <= bins[-1][1]))
@@ -132,6 +142,9 @@ def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
     def pct(v: float) -> str:
         return "-" if not np.isfinite(v) else f"{v:.1f}"
 
+    def num(v: float) -> str:
+        return "-" if not np.isfinite(v) else f"{v:.2f}"
+
     head = ("| detector | " + " | ".join(f"{lo}-{hi} px ({int(m.sum())})" for lo, hi, m in bins)
             + f" | >= {GOAL_MIN_SIDE} px ({int(big.sum())}) | all ({len(sides)}) |\n"
             + "|---|" + "---:|" * (len(bins) + 2) + "\n")
@@ -151,13 +164,14 @@ def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
         rows.append(f"| `{k}` | {f['false_faces']:.2f} | {f['false_empty']:.2f} | "
                     + " | ".join("-" if not np.isfinite(f["ms"][lab]) else f"{f['ms'][lab]:.1f}"
                                  for lab in labels)
-                    + f" | {f['nme']:.2f} | {f['nme_gt']:.2f} | {f['nme_faces']} | "
+                    + f" | {num(f['nme'])} | {num(f['nme_gt'])} | {f['nme_faces']} | "
                     + ", ".join(n for n, ok in zip(("recall", "false", "time"), goals) if ok)
                     + (" |" if any(goals) else "none |") + "\n")
     n_sizes = {lab: sum(s == key for s in sizes) for key, lab in TIMED.items()}
     text = ("**Recall (%) by landmark-box side** (faces in each bin in brackets; found: a "
             f"calibrated box with IoU >= {RECALL_IOU})\n\n{recall}\n"
-            "**False detections, time and landmark error** (times: median over "
+            f"**False detections, time and landmark error** (times at {threads_text(threads)}: "
+            "median over "
             + ", ".join(f"{n} images of {lab}" for lab, n in n_sizes.items())
             + "; NME: % of the inter-ocular distance, mean over the faces found whose solve "
             "stayed finite, from the detector's box and from the true landmark box of the "
@@ -224,10 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="face300w", help="landmark model for the NME")
     p.add_argument("--no-nme", action="store_true", help="skip the landmark model")
     p.add_argument("--report", help="write the section 'detector study' of this Markdown page")
+    p.add_argument("--section", default=SECTION, help=f"the section written (default: {SECTION})")
+    p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default: 1)")
     p.add_argument("--json", help="write every per-face and per-image record here")
     args = p.parse_args(argv)
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
+    if args.threads < 1:
+        p.error(f"--threads must be 1 or more, got {args.threads}")
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
 
     specs = args.detectors or sorted(plugins.components("detector"))
     detectors, skipped = {}, {}
@@ -281,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
           "detector: " + ", ".join(f"{k} {v:.0f} s" for k, v in totals.items()), file=sys.stderr)
 
     sides_a, nme_gt_a, empty_a = np.array(sides), np.array(nme_gt), np.array(empty, dtype=bool)
-    text, figures = summarise(records, sides_a, nme_gt_a, sizes, empty_a)
+    text, figures = summarise(records, sides_a, nme_gt_a, sizes, empty_a, args.threads)
     n_empty = int(empty_a.sum())
     intro = (f"The composed set (`benchmarks/composed_faces.py`, seed {args.seed}): "
              f"{n_images} images, {n_images - n_empty} with {len(sides)} faces and {n_empty} "
@@ -299,9 +317,10 @@ def main(argv: list[str] | None = None) -> int:
                                     "seconds": r.seconds} for r in records},
             "figures": figures}, default=float) + "\n")
     if args.report:
-        names = plot(figures, Path(args.report).parent)
+        # the plots compare the detectors: drawn for the main section only
+        names = plot(figures, Path(args.report).parent) if args.section == SECTION else []
         images = "\n\n".join(f"![{n[:-4].replace('_', ' ')}]({n})" for n in names)
-        write_section(args.report, "detector study",
+        write_section(args.report, args.section,
                       f"{provenance(__file__, argv)}\n\n{intro}\n\n{text}\n{images}\n", TITLE)
     return 0
 

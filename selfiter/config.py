@@ -215,7 +215,8 @@ def config_from_dict(
         _check_override(raw, key, value, f"--set {item}")
     cfg = _build(Config, raw, "", source)
     cfg.source = source
-    base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+    # absolute: the resolved paths are saved in checkpoints, and read back from elsewhere
+    base = Path(source).absolute().parent if source and not source.startswith("<") else Path.cwd()
     for section, kind in COMPONENT_KINDS.items():
         comp: ComponentConfig = getattr(cfg, section)
         comp.params = _check_params(

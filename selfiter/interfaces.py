@@ -157,6 +157,14 @@ class FeatureExtractor(ABC):
             return tuple(c[index] for c in context)
         return context[index]
 
+    def repeat(self, context: Context, rows: torch.Tensor) -> Context:
+        """The context of B inputs for M states of each, grouped by input: ``rows: (B*M,)``
+        long is ``arange(B).repeat_interleave(M)``, the input each state reads. Default:
+        :meth:`select` of those rows, a copy. An extractor whose :meth:`features` can read
+        one encoding for several states overrides it to share the context instead: for
+        a large context (a cost volume) the M copies cost more than the step itself."""
+        return self.select(context, rows)
+
     @staticmethod
     def detach(context: Context) -> Context:
         """The context cut from the autograd graph (same values, no gradient)."""

@@ -4,7 +4,7 @@ the current homography and compared with the template's own features there."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -129,8 +129,9 @@ class WarpedGridExtractor(LearnedFeatureExtractor):
 
 
 class CorrelationVolumeExtractor(LearnedFeatureExtractor):
-    """``encode: inputs (B, 2, S, S) -> (volume_0, ..., volume_{L-1})``, each
-    ``(B, G*G, h_l, w_l)``; ``features(context, theta: (B, 8) px) -> (B, C, G, G)`` float32.
+    """``encode: inputs (B, 2, S, S) ->`` :class:`VolumeContext` of ``(volume_0, ...,
+    volume_{L-1})``, each ``(B, G*G, h_l, w_l)``; ``features(context, theta: (B, 8) px) ->
+    (B, C, G, G)`` float32.
 
     Encode once: one shared :class:`~selfiter.encoders.PyramidEncoder` maps the
     (standardised, as in :class:`WarpedGridExtractor`) template and image to
@@ -188,7 +189,7 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
         return check_pair_shapes(self.size, input_shape, theta_dim, (self.channels, self.grid,
                                                                      self.grid))
 
-    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def encode(self, inputs: torch.Tensor) -> VolumeContext:
         maps = encode_pair(self.encoder, inputs, self.size, self.normalize)  # (B, 2, K, h, w)
         b = maps.shape[0]
         template = sample(maps[:, 0], self.points.expand(b, -1, -1), self.encoder.stride)
@@ -198,28 +199,56 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
         pyramid = [volume]
         for _ in range(1, self.levels):
             pyramid.append(F.avg_pool2d(pyramid[-1], 2))
-        return tuple(pyramid)
+        return VolumeContext(tuple(pyramid), 1)
 
-    def features(self, context: tuple[torch.Tensor, ...], theta: torch.Tensor) -> torch.Tensor:
-        b, n = context[0].shape[:2]
+    @staticmethod
+    def select(context: VolumeContext, index: torch.Tensor) -> VolumeContext:
+        """States ``index: (A,)``: a copy of their pairs' volumes, one state per pair."""
+        return VolumeContext(tuple(v[index // context.states] for v in context.levels), 1)
+
+    def repeat(self, context: VolumeContext, rows: torch.Tensor) -> VolumeContext:
+        """M states per pair reading the pair's volumes, not copies of them (M copies
+        of a training batch's volumes were 134 MB per step)."""
+        pairs = context.levels[0].shape[0] * context.states
+        return VolumeContext(context.levels, context.states * (len(rows) // pairs))
+
+    @staticmethod
+    def detach(context: VolumeContext) -> VolumeContext:
+        return VolumeContext(tuple(v.detach() for v in context.levels), context.states)
+
+    def features(self, context: VolumeContext, theta: torch.Tensor) -> torch.Tensor:
+        b, n = context.levels[0].shape[:2]
+        m = context.states
         stride = self.encoder.stride
         w = self.window.shape[0]
         with torch.autocast(theta.device.type, enabled=False):
-            th = clipped_state(theta, b, self.max_theta)
-            pts = warp_points(corners_to_matrix(th, self.size), self.points)  # (B, N, 2) px
+            th = clipped_state(theta, b * m, self.max_theta)
+            pts = warp_points(corners_to_matrix(th, self.size), self.points)  # (B*M, N, 2) px
             parts = []
-            for level, volume in enumerate(context):
+            for level, volume in enumerate(context.levels):
                 # level l's cell j averages level 0's cells 2^l j .. 2^l (j + 1) - 1
                 f = 2 ** level
-                at = pts[:, :, None] + self.window * (f * stride)  # (B, N, W, 2) px
+                at = pts[:, :, None] + self.window * (f * stride)  # (B*M, N, W, 2) px
                 at = at - (f - 1) / 2 * stride
+                # a pair's M states read each point's volume channel in one call
+                at = at.reshape(b, m, n, w, 2).transpose(1, 2).reshape(b * n, m * w, 2)
                 sims = sample(volume.float().reshape(b * n, 1, *volume.shape[-2:]),
-                              at.reshape(b * n, w, 2), f * stride)  # (B*N, 1, W)
-                parts.append(sims.reshape(b, n, w).transpose(1, 2))  # (B, W, N)
-        inside = inside_template(pts, self.size)  # (B, N)
+                              at, f * stride)  # (B*N, 1, M*W)
+                parts.append(sims.reshape(b, n, m, w).permute(0, 2, 3, 1)
+                             .reshape(b * m, w, n))  # (B*M, W, N)
+        inside = inside_template(pts, self.size)  # (B*M, N)
         parts += [inside[:, None].float(), pts.transpose(1, 2),
-                  (self.corners + th)[:, :, None].expand(b, 8, n)]
-        return torch.cat(parts, 1).reshape(b, self.channels, self.grid, self.grid)
+                  (self.corners + th)[:, :, None].expand(b * m, 8, n)]
+        return torch.cat(parts, 1).reshape(b * m, self.channels, self.grid, self.grid)
+
+
+class VolumeContext(NamedTuple):
+    """:class:`CorrelationVolumeExtractor`'s context: the pyramid ``levels`` of B pairs
+    (each ``(B, G*G, h_l, w_l)``) read by ``B * states`` states, state ``a`` reading pair
+    ``a // states``."""
+
+    levels: tuple[torch.Tensor, ...]
+    states: int
 
 
 def clipped_state(theta: torch.Tensor, b: int, max_theta: float) -> torch.Tensor:

@@ -77,7 +77,7 @@ class LearnedModel(nn.Module):
         context = self.encode(inputs)
         if m > 1:
             rows = torch.arange(b, device=theta.device).repeat_interleave(m)  # (B*M,)
-            context = self.extractor.select(context, rows)
+            context = self.extractor.repeat(context, rows)
         if prepare is not None:
             with torch.no_grad():
                 theta = prepare(self.extractor.detach(context), theta)

@@ -12,6 +12,7 @@ from image_align.features import CorrelationVolumeExtractor, WarpedGridExtractor
 from image_align.homography import corners_to_matrix, template_corners, warp_points
 from image_align.networks import AlignHead, FlowFitHead
 from selfiter.solver import LearnedModel, make_solver
+from tests.core.test_learned_extractor import assert_sharing_is_copying
 from tests.image_align.helpers import synthetic_photos
 
 SMALL = dict(size=32, widths=(8, 16), blocks=(0, 1), out_channels=6, stride=4, grid=8)
@@ -137,6 +138,30 @@ def test_m_states_sharing_one_encoding_get_the_steps_of_m_copies(build):
     assert_close(shared, copied)
 
 
+@MODELS
+def test_m_states_sharing_one_encoding_get_the_gradients_of_m_copies(build):
+    # the law the trainer relies on: one encoding, M states, the gradients of M copies
+    model = build(seed=5).train()
+    theta = torch.randn(2 * 3, 8, generator=torch.Generator().manual_seed(2)) * 2
+    assert_sharing_is_copying(model, pairs(2, seed=3), theta, 3, atol=1e-5, rtol=1e-4)
+
+
+def test_the_volume_is_shared_by_repeated_states_and_copied_for_a_subset():
+    ex = small_volume_model().extractor
+    context = ex.encode(pairs(3, seed=6))
+    shared = ex.repeat(context, torch.arange(3).repeat_interleave(4))
+    assert shared.states == 4 and shared.levels[0] is context.levels[0]
+    theta = torch.randn(12, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        f = ex.features(shared, theta)
+        # states 5 and 11 (pairs 1 and 2), picked from the shared context, then alone
+        picked = ex.select(shared, torch.tensor([5, 11]))
+        assert picked.states == 1
+        assert_close(ex.features(picked, theta[[5, 11]]), f[[5, 11]])
+        assert_close(ex.features(ex.select(context, torch.tensor([1, 2])), theta[[5, 11]]),
+                     f[[5, 11]])
+
+
 def test_the_volume_s_feature_shape_and_its_errors():
     ex = CorrelationVolumeExtractor(**SMALL_VOLUME)
     assert ex.feature_shape((2, 32, 32), 8) == (3 * 25 + 1 + 10, 8, 8)
@@ -152,7 +177,7 @@ def test_the_volume_is_the_cosine_of_template_and_image_features_and_pools_by_tw
     ex = small_volume_model().extractor
     x = pairs(2)
     with torch.no_grad():
-        volume = ex.encode(x)
+        volume = ex.encode(x).levels
         maps = ex.encoder((x.float() / 255 - x.float().mean((2, 3), keepdim=True) / 255)
                           .reshape(4, 1, 32, 32) / (x.float() / 255).std((2, 3), correction=0)
                           .reshape(4, 1, 1, 1).pow(2).add(1e-4).sqrt()).reshape(2, 2, 6, 8, 8)

@@ -93,3 +93,23 @@ def test_the_example_config_validates_against_the_components():
     assert cfg.train.states_per_input > 1
     assert Path(cfg.problem.params["data_root"]) == (REPO.parent / "shared" / "data" / "300w").resolve() \
         or Path(cfg.problem.params["data_root"]) == REPO.parent / "shared" / "data" / "300w"
+
+
+def test_a_relative_data_root_is_kept_absolute_for_the_checkpoint(tmp_path, monkeypatch):
+    # a config named by a relative path: its data_root is resolved against the config's
+    # folder and saved absolute, so a checkpoint's embedded config, read from the run
+    # folder, still finds the data (it once resolved ../.. against the run folder)
+    import yaml
+
+    from selfiter.config import config_from_dict
+
+    raw = yaml.safe_load((REPO / "examples" / "image_align.yaml").read_text())
+    raw["problem"]["params"]["data_root"] = "../data/300w"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "align.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("configs/align.yaml")
+    assert cfg.problem.params["data_root"] == str(tmp_path / "data" / "300w")
+    again = config_from_dict(yaml.safe_load(cfg.to_yaml()),
+                             source="runs/align/checkpoint.safetensors (embedded config)")
+    assert again.problem.params["data_root"] == str(tmp_path / "data" / "300w")

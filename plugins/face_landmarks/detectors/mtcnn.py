@@ -248,15 +248,13 @@ def peaks(score: torch.Tensor, least: float) -> tuple[torch.Tensor, torch.Tensor
     """Rows and columns of the cells of ``score: (h, w)`` that are ``least`` or more and
     no less than any of their 8 neighbours. On P-Net's map a neighbour is a window 2 px
     away, overlapping with IoU > 0.5, that the level's suppression would drop anyway:
-    keeping only peaks cuts thousands of windows per level to hundreds. Neighbours are
-    read only around the cells above ``least`` (a 3 x 3 max-pool of the whole map cost
-    as much as the NMS it saves)."""
-    iy, ix = torch.nonzero(score >= least, as_tuple=True)
-    padded = F.pad(score, (1, 1, 1, 1), value=float("-inf"))
-    dy, dx = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")  # (3, 3)
-    around = padded[iy[:, None] + dy.reshape(1, 9), ix[:, None] + dx.reshape(1, 9)]  # (N, 9)
-    peak = around.max(1).values <= score[iy, ix]
-    return iy[peak], ix[peak]
+    keeping only peaks cuts thousands of windows per level to hundreds. The 3 x 3 maximum
+    is taken one axis at a time from shifted views (8 times faster than reading the
+    neighbours of the cells above ``least``, 5 times faster than a 3 x 3 max-pool)."""
+    padded = F.pad(score[None], (1, 1, 1, 1), value=float("-inf"))[0]  # (h + 2, w + 2)
+    across = torch.maximum(torch.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    around = torch.maximum(torch.maximum(across[:-2], across[1:-1]), across[2:])  # (h, w)
+    return torch.nonzero((score >= least) & (score >= around), as_tuple=True)
 
 
 def square(boxes: torch.Tensor) -> torch.Tensor:
@@ -399,32 +397,34 @@ class MtcnnDetector(CalibratedDetector):
 
     def proposals(self, halves: list[np.ndarray], min_raw: float) -> torch.Tensor:
         """Stage 1: ``(N, 4)`` squares (edges, px of ``halves[0]``) for R-Net."""
-        found = []
-        dtype = self.pnet.logit.weight.dtype
-        for level, sx, sy in self.levels(halves, min_raw):
-            # channels last, the level's own layout; the batch axis added to the float
-            # copy, not to the uint8 view (whose size-1 axis gets stride 0, which sends
-            # oneDNN's convolution down a path five times slower)
-            # (v - 127.5) / 128 of 8-bit values is exact in bfloat16 too
-            x = torch.from_numpy(level).to(dtype).sub_(127.5).div_(128)[None].permute(0, 3, 1, 2)
-            logit, features = self.pnet(x)
-            logit = logit.float()
-            iy, ix = peaks(logit[0], self._pnet_logit)
-            if len(iy) == 0:
-                continue
-            # window (ix, iy) covers level pixels 2 ix .. 2 ix + 11, edges 2 ix - 0.5 ..
-            # 2 ix + 11.5 (pixel centres at integers); an edge x_l is (x_l + 0.5) / s - 0.5
-            x0 = PNET_STRIDE * ix.float() / sx - 0.5
-            y0 = PNET_STRIDE * iy.float() / sy - 0.5
-            boxes = torch.stack([x0, y0, x0 + PNET_WINDOW / sx, y0 + PNET_WINDOW / sy], 1)
-            boxes = regress(boxes, self.pnet.regression(features[0, :, iy, ix].T).float())
-            score = torch.sigmoid(logit[0, iy, ix])
-            keep = nms(boxes, score, 0.5)
-            found.append(torch.cat([boxes[keep], score[keep, None]], 1))
-        if not found:
+        b = torch.cat([self.level_proposals(*lv) for lv in self.levels(halves, min_raw)])
+        if not len(b):
             return torch.zeros(0, 4)
-        b = torch.cat(found)
         return square(b[nms(b[:, :4], b[:, 4], 0.7), :4])
+
+    def level_proposals(self, level: np.ndarray, sx: float, sy: float) -> torch.Tensor:
+        """One pyramid level (``sx, sy``: its size over level 0's): the windows P-Net keeps,
+        suppressed within the level -> ``(K, 5)``, edges in px of level 0 and scores."""
+        # channels last, the level's own layout; the batch axis added to the float copy,
+        # not to the uint8 view (whose size-1 axis gets stride 0, which sends oneDNN's
+        # convolution down a path five times slower); (v - 127.5) / 128 of 8-bit values
+        # is exact in bfloat16 too
+        dtype = self.pnet.logit.weight.dtype
+        x = torch.from_numpy(level).to(dtype).sub_(127.5).div_(128)[None].permute(0, 3, 1, 2)
+        logit, features = self.pnet(x)
+        logit = logit.float()
+        iy, ix = peaks(logit[0], self._pnet_logit)
+        if len(iy) == 0:
+            return torch.zeros(0, 5)
+        # window (ix, iy) covers level pixels 2 ix .. 2 ix + 11, edges 2 ix - 0.5 ..
+        # 2 ix + 11.5 (pixel centres at integers); an edge x_l is (x_l + 0.5) / s - 0.5
+        x0 = PNET_STRIDE * ix.float() / sx - 0.5
+        y0 = PNET_STRIDE * iy.float() / sy - 0.5
+        boxes = torch.stack([x0, y0, x0 + PNET_WINDOW / sx, y0 + PNET_WINDOW / sy], 1)
+        boxes = regress(boxes, self.pnet.regression(features[0, :, iy, ix].T).float())
+        score = torch.sigmoid(logit[0, iy, ix])
+        keep = nms(boxes, score, 0.5)
+        return torch.cat([boxes[keep], score[keep, None]], 1)
 
     def refine(self, net: nn.Module, pyramid: list[np.ndarray], boxes: torch.Tensor,
                side: int, threshold: float, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
