@@ -8,6 +8,8 @@ share of the device's peak when ``--peak-tflops`` is given.
 
     python benchmarks/throughput.py examples/face300w.yaml --device cpu \
         --train-batch 16 --infer-batch 1 32 --set problem.params.data_root=../shared/data/300w
+    python benchmarks/throughput.py examples/image_align.yaml --train-batch 16 --infer-batch 32 \
+        [--copy-context]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import dataclasses
 import resource
 import sys
+import types
 
 import torch
 from common import machine, median_seconds
@@ -24,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from selfiter.build import build_components, resolve_device
 from selfiter.config import load_config
 from selfiter.evaluation import initial_theta
+from selfiter.interfaces import FeatureExtractor
 from selfiter.training.losses import make_loss
 from selfiter.training.optim import make_optimizer
 from selfiter.solver import LearnedModel, make_solver
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--copy-context", action="store_true",
+                    help="give each training state a copy of its input's context "
+                         "(FeatureExtractor.repeat's default) even where the extractor "
+                         "shares it: what the sharing saves")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="the device's peak TFLOP/s for the share-of-peak column")
     args = ap.parse_args(argv)
@@ -59,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.overrides)
     device = resolve_device(args.device)
     parts = build_components(cfg)
+    if args.copy_context:
+        parts.extractor.repeat = types.MethodType(FeatureExtractor.repeat, parts.extractor)
     data = parts.problem.load(cfg.evaluate.split)
     parts.parameter_model.fit_data(data.theta_gt)  # statistics only; any split serves for timing
     data = data.to(device)
