@@ -4,13 +4,14 @@ the precisions."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from face_landmarks.detectors.calibration import box_iou, suppress
@@ -108,6 +109,55 @@ def test_mtcnn_nms_over_the_union_is_greedy_suppression(rows, iou):
     assert nms(torch.from_numpy(boxes), torch.from_numpy(a[:, 4]), iou).tolist() == expected.tolist()
 
 
+@given(boxes_st, st.floats(0.1, 0.9), st.sampled_from(["union", "min"]),
+       st.lists(st.integers(0, 3), min_size=30, max_size=30))
+def test_mtcnn_nms_in_groups_is_the_union_of_each_groups_nms(rows, iou, mode, labels):
+    from face_landmarks.detectors.mtcnn import nms
+
+    a = np.array(rows)
+    boxes = torch.from_numpy(np.concatenate([a[:, :2], a[:, :2] + a[:, 2:4]], 1))
+    scores, groups = torch.from_numpy(a[:, 4]), torch.tensor(labels[:len(a)])
+    expected = set()
+    for g in groups.unique().tolist():
+        idx = torch.nonzero(groups == g)[:, 0]
+        expected |= set(idx[nms(boxes[idx], scores[idx], iou, mode)].tolist())
+    kept = nms(boxes, scores, iou, mode, groups=groups).tolist()
+    assert len(kept) == len(set(kept)) and set(kept) == expected
+
+
+@functools.lru_cache(1)
+def float32_mtcnn():
+    det = build("mtcnn", calibration=None, precision="float32")
+    det._pnet_logit = -2.0  # a low floor: many windows, so the comparison has something to compare
+    return det
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(6, 60), st.integers(6, 90)), min_size=1, max_size=6),
+       st.integers(0, 2 ** 31 - 1))
+@torch.no_grad()
+def test_mtcnn_packed_levels_find_what_each_level_finds_alone(halves, seed):
+    # levels of even sides on one canvas: P-Net's windows of each level are those it has
+    # alone, so the proposals (before the suppression across levels) are the same
+    from face_landmarks.detectors.mtcnn import pack_levels
+
+    det = float32_mtcnn()
+    rng = np.random.default_rng(seed)
+    levels = sorted(((rng.integers(0, 256, (2 * h, 2 * w, 3), dtype=np.uint8), 2 * w / 1000, 2 * h / 900)
+                     for h, w in halves), key=lambda lv: -lv[0].size)
+    alone = torch.cat([torch.zeros(0, 5)] + [det.canvas_proposals(*c) for c in pack_levels(levels, area=0)])
+    packed = pack_levels(levels, area=10 ** 9)
+    assert len(packed) == 1
+    canvas, places = packed[0]
+    for (img, _, _), (top, left, h, w, _, _) in zip(levels, places.long().tolist()):
+        assert top % 2 == left % 2 == 0 and (h, w) == img.shape[:2]
+        np.testing.assert_array_equal(canvas[top:top + h, left:left + w], img)
+    together = det.canvas_proposals(*packed[0])
+    order = lambda b: b[np.lexsort(b.T.numpy()[::-1])]
+    assert together.shape == alone.shape
+    torch.testing.assert_close(order(together), order(alone), rtol=1e-4, atol=1e-3)
+
+
 @given(st.integers(1, 3), st.integers(1, 12), st.integers(1, 40), st.integers(1, 40),
        st.sampled_from([(2, 2), (3, 2), (2, 1), (3, 1)]))
 def test_max_pool_is_pytorchs_ceil_mode_max_pool(b, c, h, w, pool):
@@ -182,15 +232,22 @@ def test_mtcnn_auto_precision_follows_the_cpu():
 
 
 def test_mtcnn_in_bfloat16_finds_the_boxes_it_finds_in_float32():
-    # every sample face, alone and shrunk into a 1080p canvas with another face: the
-    # detections of the two precisions pair up with IoU >= 0.9, scores within 0.05
+    # every sample face, alone and shrunk into a 1080p canvas with others: the detections
+    # of the two precisions pair up with IoU >= 0.8, scores within 0.05, and on the canvas
+    # both match the true boxes alike. 0.8, not closer: the calibrated boxes themselves
+    # are 0.81-0.90 from the true ones there, and levels one pixel wider (even sides)
+    # moved one face's pair below 0.9, to 0.87
     import cv2
 
     full, half = build("mtcnn", precision="float32"), build("mtcnn", precision="bfloat16")
     canvas = np.full((1080, 1920, 3), 100, np.uint8)
+    truth = []
     for i, at in zip(range(4), ((100, 200), (900, 300), (1400, 600), (300, 700))):
-        face = cv2.resize(sample(i)[0], (200 - 30 * i, 200 - 30 * i), interpolation=cv2.INTER_AREA)
-        canvas[at[1]:at[1] + face.shape[0], at[0]:at[0] + face.shape[1]] = face
+        image, box = sample(i)
+        side = 200 - 30 * i
+        face = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+        canvas[at[1]:at[1] + side, at[0]:at[0] + side] = face
+        truth.append(np.array([*at, *at]) + box * side / image.shape[1])
     found = 0
     for image in [sample(i)[0] for i in range(12)] + [canvas]:
         (a, sa), (b, sb) = full.raw_detections(image), half.raw_detections(image)
@@ -198,6 +255,10 @@ def test_mtcnn_in_bfloat16_finds_the_boxes_it_finds_in_float32():
         found += len(a)
         if len(a):
             iou = box_iou(a, b)
-            assert (iou.max(1) >= 0.9).all()
+            assert (iou.max(1) >= 0.8).all()
             np.testing.assert_allclose(sb[iou.argmax(1)], sa, atol=0.05)
     assert found >= 12 + 4
+    on_full, on_half = (box_iou(np.array(truth), np.asarray(d.detect(canvas)).reshape(-1, 4)).max(1)
+                        for d in (full, half))
+    assert (on_full >= 0.75).all() and (on_half >= 0.75).all()
+    np.testing.assert_allclose(on_half, on_full, atol=0.05)
