@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from calibrate_detector import parse_params
 from common import provenance, write_section
-from composed_faces import EMPTY_EVERY, SIZE_BINS, composed_set
+from composed_faces import EMPTY_EVERY, MAX_ANGLE, SIZE_BINS, composed_set
 from face_landmarks.detectors.calibration import greedy_match
 from selfiter import plugins
 from selfiter.errors import SelfiterError
@@ -110,13 +110,24 @@ def threads_text(n: int) -> str:
     return "one thread" if n == 1 else f"{n} threads"
 
 
+def roll_degrees(points: np.ndarray) -> np.ndarray:
+    """``points: (K, 68, 2)`` px -> ``(K,)`` the angle of the line from the left eye's
+    centre to the right eye's to the image's rows, degrees: the face's roll in the photo,
+    its source photo's own roll included (the set turns each face by up to
+    ``MAX_ANGLE`` more)."""
+    d = points[:, 42:48].mean(1) - points[:, 36:42].mean(1)
+    return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+
+
 def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
-              sizes: list[tuple[int, int]], empty: np.ndarray, threads: int
-              ) -> tuple[str, dict[str, dict]]:
-    """The Markdown tables and the figures behind them, per detector label."""
+              sizes: list[tuple[int, int]], empty: np.ndarray, threads: int,
+              rolls: np.ndarray) -> tuple[str, dict[str, dict]]:
+    """The Markdown tables and the figures behind them, per detector label; ``rolls``:
+    each face's :func:`roll_degrees`."""
     bins = [(lo, hi, (sides >= lo) & (sides < hi)) for lo, hi in SIZE_BINS]
     bins[-1] = (bins[-1][0], bins[-1][1], (sides >= bins[-1][0]) & (sides <= bins[-1][1]))
     big = sides >= GOAL_MIN_SIDE
+    level = big & (np.abs(rolls) <= MAX_ANGLE)
     figures: dict[str, dict] = {}
     for r in records:
         found = np.array(r.found, dtype=bool)
@@ -130,6 +141,7 @@ def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
             "recall_bins": [100.0 * float(found[m].mean()) if m.any() else float("nan")
                             for _, _, m in bins],
             "recall_40": 100.0 * float(found[big].mean()) if big.any() else float("nan"),
+            "recall_40_level": 100.0 * float(found[level].mean()) if level.any() else float("nan"),
             "recall_all": 100.0 * float(found.mean()) if len(found) else float("nan"),
             "false_faces": float(false[~empty].mean()) if (~empty).any() else float("nan"),
             "false_empty": float(false[empty].mean()) if empty.any() else float("nan"),
@@ -146,11 +158,13 @@ def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
         return "-" if not np.isfinite(v) else f"{v:.2f}"
 
     head = ("| detector | " + " | ".join(f"{lo}-{hi} px ({int(m.sum())})" for lo, hi, m in bins)
-            + f" | >= {GOAL_MIN_SIDE} px ({int(big.sum())}) | all ({len(sides)}) |\n"
-            + "|---|" + "---:|" * (len(bins) + 2) + "\n")
+            + f" | >= {GOAL_MIN_SIDE} px ({int(big.sum())}) | >= {GOAL_MIN_SIDE} px, roll <= "
+            f"{MAX_ANGLE:g} deg ({int(level.sum())}) | all ({len(sides)}) |\n"
+            + "|---|" + "---:|" * (len(bins) + 3) + "\n")
     recall = head + "".join(
         f"| `{k}` | " + " | ".join(pct(v) for v in f["recall_bins"])
-        + f" | **{pct(f['recall_40'])}** | {pct(f['recall_all'])} |\n" for k, f in figures.items())
+        + f" | **{pct(f['recall_40'])}** | {pct(f['recall_40_level'])} | {pct(f['recall_all'])} |\n"
+        for k, f in figures.items())
     labels = list(TIMED.values())
     head = ("| detector | false / image with faces | false / image without | "
             + " | ".join(f"ms per {lab}" for lab in labels)
@@ -169,7 +183,9 @@ def summarise(records: list[Record], sides: np.ndarray, nme_gt: np.ndarray,
                     + (" |" if any(goals) else "none |") + "\n")
     n_sizes = {lab: sum(s == key for s in sizes) for key, lab in TIMED.items()}
     text = ("**Recall (%) by landmark-box side** (faces in each bin in brackets; found: a "
-            f"calibrated box with IoU >= {RECALL_IOU})\n\n{recall}\n"
+            f"calibrated box with IoU >= {RECALL_IOU}; roll: the eye line's angle to the "
+            f"horizontal, the source photo's own roll plus up to {MAX_ANGLE:g} degrees of "
+            f"the composition)\n\n{recall}\n"
             f"**False detections, time and landmark error** (times at {threads_text(threads)}: "
             "median over "
             + ", ".join(f"{n} images of {lab}" for lab, n in n_sizes.items())
@@ -265,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
         solver = load(args.model)
     records = [Record(label) for label in detectors]
-    sides, nme_gt, sizes, empty = [], [], [], []
+    sides, rolls, nme_gt, sizes, empty = [], [], [], [], []
     n_images = args.images if args.limit is None else min(args.limit, args.images)
     totals = dict.fromkeys(detectors, 0.0)
     started = time.perf_counter()
@@ -273,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                desc="detector study", unit="image", file=sys.stderr, mininterval=2)
     for comp in bar:
         sides += list(comp.boxes[:, 2] - comp.boxes[:, 0])
+        rolls += list(roll_degrees(comp.points))
         sizes.append(size_key(comp.image))
         empty.append(len(comp.boxes) == 0)
         gt_err = (nme_per_face(solver, comp.image, comp.boxes, comp.points) if solver
@@ -299,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
           "detector: " + ", ".join(f"{k} {v:.0f} s" for k, v in totals.items()), file=sys.stderr)
 
     sides_a, nme_gt_a, empty_a = np.array(sides), np.array(nme_gt), np.array(empty, dtype=bool)
-    text, figures = summarise(records, sides_a, nme_gt_a, sizes, empty_a, args.threads)
+    text, figures = summarise(records, sides_a, nme_gt_a, sizes, empty_a, args.threads,
+                              np.array(rolls))
     n_empty = int(empty_a.sum())
     intro = (f"The composed set (`benchmarks/composed_faces.py`, seed {args.seed}): "
              f"{n_images} images, {n_images - n_empty} with {len(sides)} faces and {n_empty} "
@@ -311,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({
-            "faces": {"side": sides, "nme_true_box": nme_gt},
+            "faces": {"side": sides, "roll": rolls, "nme_true_box": nme_gt},
             "images": {"size": sizes, "empty": empty},
             "detectors": {r.label: {"found": r.found, "nme": r.nme, "false": r.false,
                                     "seconds": r.seconds} for r in records},

@@ -43,6 +43,32 @@ def test_draws_follow_the_union_of_two_gaussians(sigma, sigma_mean, p_mean, seed
         assert (x.std(0) - 1).abs().max() < 0.1
 
 
+@given(st.floats(0.5, 2.0), st.floats(0.001, 0.05), st.floats(0.05, 0.95), st.floats(0.0, 0.5),
+       st.integers(0, 10_000))
+def test_a_share_of_the_draws_around_the_truth_is_narrow(sigma, sigma_near, p_near, p_mean, seed):
+    n = 20_000
+    std = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    model = model_with([0.0, 0.0], std.tolist())
+    s_gt = torch.tensor([[100.0, -80.0]], dtype=torch.float64).expand(n, 2)
+    draws = GaussianUnionSampler(sigma=sigma, p_mean=p_mean, sigma_near=sigma_near,
+                                 p_near=p_near).sample(model, s_gt, torch.Generator().manual_seed(seed))
+    z = (draws - s_gt) / std  # in units of s_std; the mean's draws are > 40 of them away
+    # within r sigma_near of the truth on both dimensions: near draws with probability
+    # erf(r / sqrt 2)^2, wide ones erf(r sigma_near / sigma / sqrt 2)^2; the counts at
+    # r = 1 and 6 are binomial, which tests the share and the width at once
+    erf2 = lambda x: float(torch.erf(torch.tensor(x / 2 ** 0.5))) ** 2
+    for r in (1.0, 6.0):
+        inside = int((z.abs() < r * sigma_near).all(1).sum())
+        p = (1 - p_mean) * (p_near * erf2(r) + (1 - p_near) * erf2(r * sigma_near / sigma))
+        assert binomtest(inside, n, p).pvalue > 6.3e-5
+    # without p_near the sampler draws exactly what it drew before it had the option
+    plain = GaussianUnionSampler(sigma=sigma, p_mean=p_mean)
+    off = GaussianUnionSampler(sigma=sigma, p_mean=p_mean, sigma_near=sigma_near, p_near=0.0)
+    torch.testing.assert_close(plain.sample(model, s_gt, torch.Generator().manual_seed(seed)),
+                               off.sample(model, s_gt, torch.Generator().manual_seed(seed)),
+                               rtol=0, atol=0)
+
+
 def test_per_part_sigmas_and_per_dimension_mixing():
     model = model_with([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
     model.s_names = ("alpha_1", "alpha_2", "beta")
@@ -68,6 +94,10 @@ def test_same_seed_same_draws_and_bad_values():
         GaussianUnionSampler(p_mean=1.5)
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         GaussianUnionSampler(sigma=-1)
+    with pytest.raises(ValueError, match="sigma_near must be >= 0, got -0.1"):
+        GaussianUnionSampler(sigma_near=-0.1)
+    with pytest.raises(ValueError, match="p_near must be in"):
+        GaussianUnionSampler(p_near=2.0)
 
 
 @given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=6))
