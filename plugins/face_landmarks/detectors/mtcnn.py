@@ -11,7 +11,8 @@ The cascade, as in the paper:
 
 1. **P-Net** (a 12 px window, stride 2) runs fully convolutionally over an
    image pyramid, from the scale at which a face of the least size is 12 px,
-   down by ``factor`` per level; windows scoring ``thresholds[0]`` or more that
+   down by ``factor`` per level (the small levels packed onto one canvas, one
+   pass for all of them); windows scoring ``thresholds[0]`` or more that
    peak among their neighbours become boxes, moved by its box regression,
    merged by non-maximum suppression within each level and across levels;
 2. **R-Net** scores each box's square crop at 24 x 24 px and regresses it again;
@@ -275,33 +276,59 @@ def square(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([c - half, c + half], 1)
 
 
-def regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
-    """Boxes ``(N, 4)`` moved by MTCNN's regression ``(N, 4)``: edge offsets in box sides."""
+def regress(boxes: torch.Tensor, reg: torch.Tensor, angles: torch.Tensor | None = None
+            ) -> torch.Tensor:
+    """Boxes ``(N, 4)`` moved by MTCNN's regression ``(N, 4)``: edge offsets in box sides.
+    ``angles: (N,)`` radians: the crop the offsets were read from was turned by that
+    much about the box's centre (:func:`crops`), so they move the edges along its turned
+    axes; the moved box's centre is turned back into the image and its sides kept, an
+    axis-aligned box (its angle stays with it for the next stage)."""
     side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
-    return boxes + reg * side
+    moved = boxes + reg * side
+    if angles is None:
+        return moved
+    c = (boxes[:, :2] + boxes[:, 2:]) / 2  # (N, 2)
+    local = (moved[:, :2] + moved[:, 2:]) / 2 - c  # the moved centre in the crop's axes
+    cos, sin = torch.cos(angles)[:, None], torch.sin(angles)[:, None]
+    centre = c + torch.cat([cos * local[:, :1] - sin * local[:, 1:],
+                            sin * local[:, :1] + cos * local[:, 1:]], 1)
+    half = (moved[:, 2:] - moved[:, :2]) / 2
+    return torch.cat([centre - half, centre + half], 1)
 
 
-def crops(pyramid: list[np.ndarray], boxes: torch.Tensor, side: int) -> torch.Tensor:
+def crops(pyramid: list[np.ndarray], boxes: torch.Tensor, side: int,
+          angles: torch.Tensor | None = None) -> torch.Tensor:
     """``side x side`` bilinear crops of the square ``boxes: (N, 4)`` (edges, px of level 0)
     from ``pyramid`` (level ``l``: an ``(h_l, w_l, 3)`` RGB image, about ``2^-l`` of level
     0, e.g. :func:`halving_pyramid`), each read from the finest level where the box spans
     at most ``2 * side`` px, so that no crop aliases; outside the image reads black, as
-    the reference code pads. -> ``(N, 3, side, side)``, raw values, channels-last."""
+    the reference code pads. ``angles: (N,)`` radians: each crop's axes turned by that
+    much about its box's centre (clockwise on the screen, y pointing down), as if the
+    image were turned the other way first. -> ``(N, 3, side, side)``, raw values,
+    channels-last."""
     height, width = pyramid[0].shape[:2]
     out = torch.zeros(len(boxes), side, side, 3)
     span = (boxes[:, 2] - boxes[:, 0]).clamp_min(1.0)
     level = torch.ceil(torch.log2(span / (2 * side))).clamp(0, len(pyramid) - 1).long()
-    # the crop's pixel centres across the box, in level-0 px with centres at integers
-    t = (torch.arange(side, dtype=torch.float32) + 0.5) / side
-    x = boxes[:, None, 0] + t * (boxes[:, None, 2] - boxes[:, None, 0]) + 0.5  # (N, s)
-    y = boxes[:, None, 1] + t * (boxes[:, None, 3] - boxes[:, None, 1]) + 0.5
+    # the crop's pixel centres across the box, in level-0 px with centres at integers,
+    # + 0.5: the level-0 "edge" coordinates that scale with a level's size
+    t = (torch.arange(side, dtype=torch.float32) + 0.5) / side - 0.5  # (s,) in box sides
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + 0.5  # (N, 2)
+    size = boxes[:, 2:] - boxes[:, :2]  # (N, 2)
+    dx, dy = t * size[:, :1], t * size[:, 1:]  # (N, s): along x, along y
+    if angles is None:
+        x = (centre[:, :1] + dx)[:, None, :].expand(-1, side, -1)  # (N, s rows, s cols)
+        y = (centre[:, 1:] + dy)[:, :, None].expand(-1, -1, side)
+    else:
+        cos, sin = torch.cos(angles)[:, None, None], torch.sin(angles)[:, None, None]
+        x = centre[:, :1, None] + cos * dx[:, None, :] - sin * dy[:, :, None]
+        y = centre[:, 1:, None] + sin * dx[:, None, :] + cos * dy[:, :, None]
     for lv in torch.unique(level).tolist():
         sel = level == lv
         image = pyramid[lv]
         # a level spans the whole image, so a level-0 edge x is x * w_l / w in level l
-        u = x[sel] * (image.shape[1] / width) - 0.5
-        v = y[sel] * (image.shape[0] / height) - 0.5
-        u, v = (m.reshape(-1, side).numpy() for m in torch.broadcast_tensors(u[:, None, :], v[:, :, None]))
+        u = (x[sel] * (image.shape[1] / width) - 0.5).reshape(-1, side).numpy()
+        v = (y[sel] * (image.shape[0] / height) - 0.5).reshape(-1, side).numpy()
         # OpenCV's remap reads the image in its own dtype, the crops stacked in a map of
         # fewer than 2^15 rows: grid_sample needs a float copy of the level, which for
         # level 0 of a 1080p image cost more than all the crops
@@ -336,8 +363,9 @@ def pack_levels(levels: Sequence[tuple[np.ndarray, float, float]], area: int = P
     canvas, in shelves as wide as the widest of them, each placed on the first shelf with
     room. -> ``(canvas (H, W, 3), places (L, 6))`` per pass, a place being the level's top,
     left, height and width in canvas px (even) and its two scales. On a 1080p image's
-    pyramid the six levels under 60,000 px cost 1-2 ms each alone, mostly per-call
-    overhead, and about one level's time together."""
+    pyramid the eight levels from the third on are that small; alone, each pass's fixed
+    cost was most of their time (``docs/results/detector.md`` measures both ways)."""
+
     def place(rows: list[list[float]]) -> torch.Tensor:
         return torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
 
@@ -377,7 +405,12 @@ class MtcnnDetector(CalibratedDetector):
     :class:`~face_landmarks.detectors.base.CalibratedDetector`; ``precision``: P-Net's
     and R-Net's weights and activations, ``"float32"``, ``"bfloat16"`` or ``"auto"``
     (bfloat16 where :func:`native_bfloat16`; O-Net, whose box is the detection's, stays
-    float32). Runs on the CPU with the threads torch has.
+    float32); ``pack_area``: pyramid levels of at most this many px share one P-Net pass
+    (:func:`pack_levels`; 0: each level alone); ``roll`` (degrees, 0: off) and
+    ``roll_floor``: a proposal R-Net scores from ``roll_floor`` up to its threshold is
+    scored again turned by ``+-roll`` (R-Net and O-Net were trained on upright faces and
+    turn away faces rolled by 20 degrees and more, which P-Net still proposes), and
+    keeps its best turn through O-Net. Runs on the CPU with the threads torch has.
     """
 
     name = "mtcnn"
@@ -385,7 +418,8 @@ class MtcnnDetector(CalibratedDetector):
 
     def __init__(self, threshold: float = 0.7, pnet_threshold: float = 0.6,
                  rnet_threshold: float = 0.7, factor: float = 0.709, min_size: float = 30,
-                 max_side: int = 4096, precision: str = "auto",
+                 max_side: int = 4096, precision: str = "auto", pack_area: int = PACK_AREA,
+                 roll: float = 25.0, roll_floor: float = 0.1,
                  calibration: str | Path | None = SHIPPED) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"mtcnn: precision must be one of {', '.join(PRECISIONS)}, "
@@ -396,6 +430,14 @@ class MtcnnDetector(CalibratedDetector):
                 raise ConfigError(f"mtcnn: {key} must be in (0, 1), got {t}")
         if not 0.1 <= factor < 1.0:
             raise ConfigError(f"mtcnn: factor must be in [0.1, 1), got {factor}")
+        if not isinstance(pack_area, int) or pack_area < 0:
+            raise ConfigError(f"mtcnn: pack_area must be an integer >= 0 (px), got {pack_area!r}")
+        self.pack_area = pack_area
+        if not 0.0 <= roll <= 90.0:
+            raise ConfigError(f"mtcnn: roll must be in [0, 90] degrees, got {roll}")
+        if not 0.0 <= roll_floor <= 1.0:
+            raise ConfigError(f"mtcnn: roll_floor must be in [0, 1], got {roll_floor}")
+        self.roll, self.roll_floor = float(roll), float(roll_floor)
         super().__init__(min_size, max_side, calibration)
         self.thresholds = tuple(float(t) for t in thresholds)
         self._pnet_logit = float(np.log(pnet_threshold / (1 - pnet_threshold)))
@@ -451,7 +493,8 @@ class MtcnnDetector(CalibratedDetector):
         """Stage 1: ``(N, 4)`` squares (edges, px of ``halves[0]``) for R-Net."""
         # no level at all when the least face is larger than the image
         b = torch.cat([torch.zeros(0, 5)] + [self.canvas_proposals(*c) for c in
-                                             pack_levels(self.levels(halves, min_raw))])
+                                             pack_levels(self.levels(halves, min_raw),
+                                                         self.pack_area)])
         if not len(b):
             return torch.zeros(0, 4)
         return square(b[nms(b[:, :4], b[:, 4], 0.7), :4])
@@ -493,19 +536,39 @@ class MtcnnDetector(CalibratedDetector):
         return torch.cat([boxes[keep], score[keep, None]], 1)
 
     def refine(self, net: nn.Module, pyramid: list[np.ndarray], boxes: torch.Tensor,
-               side: int, threshold: float, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+               angles: torch.Tensor, side: int, threshold: float, mode: str,
+               turns: Sequence[float] = ()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stages 2 and 3: ``net`` scores the ``side`` px crops of the squares ``boxes:
-        (N, 4)``; those at ``threshold`` or more are regressed and suppressed -> ``(M, 4)``
-        boxes and ``(M,)`` scores."""
+        (N, 4)``, each turned by its ``angles: (N,)`` radians; those at ``threshold`` or
+        more are regressed and suppressed -> ``(M, 4)`` boxes, ``(M,)`` scores and
+        ``(M,)`` angles. ``turns``: angles (radians) also tried, added to a box's own, for
+        the boxes scoring from ``roll_floor`` up to ``threshold``; a box keeps its best."""
         if len(boxes) == 0:
-            return boxes, boxes[:, 0]
-        x = crops(pyramid, boxes, side).sub_(127.5).div_(128)
-        x = x.to(next(net.parameters()).dtype).contiguous(memory_format=torch.channels_last)
-        prob, reg = (y.float() for y in net(x))
+            return boxes, boxes[:, 0], angles
+        dtype = next(net.parameters()).dtype
+
+        def score(b: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x = crops(pyramid, b, side, a).sub_(127.5).div_(128)
+            x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+            prob, reg = net(x)
+            return prob.float(), reg.float()
+
+        prob, reg = score(boxes, angles)
+        retry = torch.nonzero((prob < threshold) & (prob >= self.roll_floor))[:, 0]  # (R,)
+        if len(turns) and len(retry):
+            tried = torch.cat([angles[retry] + t for t in turns])  # (T * R,)
+            p2, r2 = score(boxes[retry].repeat(len(turns), 1), tried)
+            best = p2.view(len(turns), -1).argmax(0)  # (R,): each retried box's best turn
+            pick = best * len(retry) + torch.arange(len(retry))
+            better = p2[pick] > prob[retry]
+            rows = retry[better]
+            angles = angles.clone()
+            prob[rows], reg[rows], angles[rows] = (p2[pick][better], r2[pick][better],
+                                                   tried[pick][better])
         keep = prob >= threshold
-        b, score = regress(boxes[keep], reg[keep]), prob[keep]
-        k = nms(b, score, 0.7, mode)
-        return b[k], score[k]
+        b, score_, a = regress(boxes[keep], reg[keep], angles[keep]), prob[keep], angles[keep]
+        k = nms(b, score_, 0.7, mode)
+        return b[k], score_[k], a[k]
 
     @torch.no_grad()
     def _detect(self, image: np.ndarray, min_raw: float) -> tuple[np.ndarray, np.ndarray]:
@@ -513,6 +576,10 @@ class MtcnnDetector(CalibratedDetector):
         boxes = self.proposals(halves, min_raw)
         if len(boxes) == 0:
             return np.zeros((0, 4)), np.zeros(0)
-        boxes, _ = self.refine(self.rnet, halves, boxes, 24, self.thresholds[1], "union")
-        boxes, scores = self.refine(self.onet, halves, square(boxes), 48, self.thresholds[2], "min")
+        turn = float(np.radians(self.roll))
+        boxes, _, angles = self.refine(self.rnet, halves, boxes, torch.zeros(len(boxes)), 24,
+                                       self.thresholds[1], "union",
+                                       (turn, -turn) if self.roll > 0 else ())
+        boxes, scores, _ = self.refine(self.onet, halves, square(boxes), angles, 48,
+                                       self.thresholds[2], "min")
         return boxes.double().numpy(), scores.double().numpy()
