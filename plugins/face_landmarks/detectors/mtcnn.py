@@ -419,7 +419,7 @@ class MtcnnDetector(CalibratedDetector):
     def __init__(self, threshold: float = 0.7, pnet_threshold: float = 0.6,
                  rnet_threshold: float = 0.7, factor: float = 0.709, min_size: float = 30,
                  max_side: int = 4096, precision: str = "auto", pack_area: int = PACK_AREA,
-                 roll: float = 25.0, roll_floor: float = 0.1,
+                 roll: float = 25.0, roll_floor: float = 0.2,
                  calibration: str | Path | None = SHIPPED) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"mtcnn: precision must be one of {', '.join(PRECISIONS)}, "
