@@ -162,6 +162,8 @@ def test_mtcnn_nms_in_groups_is_the_union_of_each_groups_nms(rows, iou, mode, la
         expected |= set(idx[nms(boxes[idx], scores[idx], iou, mode)].tolist())
     kept = nms(boxes, scores, iou, mode, groups=groups).tolist()
     assert len(kept) == len(set(kept)) and set(kept) == expected
+    none = torch.zeros(0, dtype=torch.long)
+    assert nms(boxes[none], scores[none], iou, mode, groups=groups[none]).numel() == 0
 
 
 @functools.lru_cache(1)

@@ -237,7 +237,9 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float, mode: str = "unio
     s = scores.detach().cpu().double().numpy()
     g = None if groups is None else groups.detach().cpu().numpy().astype(np.int32)
     size = b[:, 2:] - b[:, :2]
-    if mode != "union" or not len(b) or (size <= 0).any():
+    if not len(b):
+        keep = np.zeros(0, dtype=int)
+    elif mode != "union" or (size <= 0).any():
         if g is None:
             keep = suppress(b, s, iou, over=mode)
         else:
@@ -547,17 +549,17 @@ class MtcnnDetector(CalibratedDetector):
             return boxes, boxes[:, 0], angles
         dtype = next(net.parameters()).dtype
 
-        def score(b: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def rate(b: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             x = crops(pyramid, b, side, a).sub_(127.5).div_(128)
             x = x.to(dtype).contiguous(memory_format=torch.channels_last)
             prob, reg = net(x)
             return prob.float(), reg.float()
 
-        prob, reg = score(boxes, angles)
+        prob, reg = rate(boxes, angles)
         retry = torch.nonzero((prob < threshold) & (prob >= self.roll_floor))[:, 0]  # (R,)
         if len(turns) and len(retry):
             tried = torch.cat([angles[retry] + t for t in turns])  # (T * R,)
-            p2, r2 = score(boxes[retry].repeat(len(turns), 1), tried)
+            p2, r2 = rate(boxes[retry].repeat(len(turns), 1), tried)
             best = p2.view(len(turns), -1).argmax(0)  # (R,): each retried box's best turn
             pick = best * len(retry) + torch.arange(len(retry))
             better = p2[pick] > prob[retry]
@@ -566,9 +568,9 @@ class MtcnnDetector(CalibratedDetector):
             prob[rows], reg[rows], angles[rows] = (p2[pick][better], r2[pick][better],
                                                    tried[pick][better])
         keep = prob >= threshold
-        b, score_, a = regress(boxes[keep], reg[keep], angles[keep]), prob[keep], angles[keep]
-        k = nms(b, score_, 0.7, mode)
-        return b[k], score_[k], a[k]
+        b, score, a = regress(boxes[keep], reg[keep], angles[keep]), prob[keep], angles[keep]
+        k = nms(b, score, 0.7, mode)
+        return b[k], score[k], a[k]
 
     @torch.no_grad()
     def _detect(self, image: np.ndarray, min_raw: float) -> tuple[np.ndarray, np.ndarray]:
