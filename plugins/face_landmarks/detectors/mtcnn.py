@@ -318,13 +318,10 @@ def crops(pyramid: list[np.ndarray], boxes: torch.Tensor, side: int,
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + 0.5  # (N, 2)
     size = boxes[:, 2:] - boxes[:, :2]  # (N, 2)
     dx, dy = t * size[:, :1], t * size[:, 1:]  # (N, s): along x, along y
-    if angles is None:
-        x = (centre[:, :1] + dx)[:, None, :].expand(-1, side, -1)  # (N, s rows, s cols)
-        y = (centre[:, 1:] + dy)[:, :, None].expand(-1, -1, side)
-    else:
-        cos, sin = torch.cos(angles)[:, None, None], torch.sin(angles)[:, None, None]
-        x = centre[:, :1, None] + cos * dx[:, None, :] - sin * dy[:, :, None]
-        y = centre[:, 1:, None] + sin * dx[:, None, :] + cos * dy[:, :, None]
+    a = torch.zeros(len(boxes)) if angles is None else angles
+    cos, sin = torch.cos(a)[:, None, None], torch.sin(a)[:, None, None]
+    x = centre[:, :1, None] + cos * dx[:, None, :] - sin * dy[:, :, None]  # (N, s rows, s cols)
+    y = centre[:, 1:, None] + sin * dx[:, None, :] + cos * dy[:, :, None]
     for lv in torch.unique(level).tolist():
         sel = level == lv
         image = pyramid[lv]
@@ -556,17 +553,18 @@ class MtcnnDetector(CalibratedDetector):
             return prob.float(), reg.float()
 
         prob, reg = rate(boxes, angles)
-        retry = torch.nonzero((prob < threshold) & (prob >= self.roll_floor))[:, 0]  # (R,)
-        if len(turns) and len(retry):
+        retry = torch.nonzero((prob < threshold) & (prob >= self.roll_floor))[:, 0] \
+            if len(turns) else boxes.new_zeros(0, dtype=torch.long)  # (R,)
+        if len(retry):
             tried = torch.cat([angles[retry] + t for t in turns])  # (T * R,)
             p2, r2 = rate(boxes[retry].repeat(len(turns), 1), tried)
             best = p2.view(len(turns), -1).argmax(0)  # (R,): each retried box's best turn
             pick = best * len(retry) + torch.arange(len(retry))
-            better = p2[pick] > prob[retry]
+            p_best, r_best, a_best = p2[pick], r2[pick], tried[pick]
+            better = p_best > prob[retry]
             rows = retry[better]
             angles = angles.clone()
-            prob[rows], reg[rows], angles[rows] = (p2[pick][better], r2[pick][better],
-                                                   tried[pick][better])
+            prob[rows], reg[rows], angles[rows] = p_best[better], r_best[better], a_best[better]
         keep = prob >= threshold
         b, score, a = regress(boxes[keep], reg[keep], angles[keep]), prob[keep], angles[keep]
         k = nms(b, score, 0.7, mode)
