@@ -121,6 +121,9 @@ class TrainConfig:
     trajectory: float = bounded(0.0, lambda v: 0 <= v <= 1, "a share in [0, 1]")
     #: the most steps a ``trajectory`` sample is moved before it is trained on
     trajectory_steps: int = _at_least(3, 1)
+    #: the weight of the regressor's auxiliary loss (its richer prediction, e.g. per-point
+    #: flows, against what the target implies; see ``Regressor.forward_train``); 0: none
+    auxiliary_weight: float = bounded(0.0, lambda v: v >= 0, "a number >= 0")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ __all__ = [
     "FeatureExtractor",
     "LearnedFeatureExtractor",
     "Context",
+    "Auxiliary",
     "Regressor",
     "ProblemData",
     "Problem",
@@ -185,6 +186,11 @@ class LearnedFeatureExtractor(FeatureExtractor, nn.Module):
         nn.Module.__init__(self)
 
 
+#: ``target: (B, D) -> (pred: (B, K), goal: (B, K))``: a regressor's richer prediction and
+#: what it should have been, given the increment's target (see :meth:`Regressor.forward_train`)
+Auxiliary = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 class Regressor(nn.Module):
     """Maps features to an increment: ``features: (B, *feature_shape) -> delta_theta: (B, D)``.
 
@@ -193,6 +199,18 @@ class Regressor(nn.Module):
 
     feature_shape: tuple[int, ...]
     theta_dim: int
+
+    def forward_train(self, features: torch.Tensor) -> tuple[torch.Tensor, Auxiliary | None]:
+        """The training forward: ``(delta_theta: (B, D), auxiliary)``, ``auxiliary`` None
+        (the default) or an :data:`Auxiliary`.
+
+        A regressor whose increment is computed from a richer prediction (per-point
+        flows that a least-squares fit turns into a homography, say) can supervise that
+        prediction directly: its ``auxiliary`` maps the increment's target to the
+        prediction and what it should have been, and with ``train.auxiliary_weight`` > 0
+        the trainer adds ``weight * loss(pred, goal)`` (the run's loss) to the loss on
+        the increment. K targets per state instead of D teach the richer part faster."""
+        return self(features), None
 
 
 @dataclass

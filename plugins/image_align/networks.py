@@ -10,8 +10,8 @@ import math
 import torch
 from torch import nn
 
-from image_align.homography import corner_step
-from selfiter.interfaces import Regressor
+from image_align.homography import COORD_LIMIT, corner_step, dlt, warp_points
+from selfiter.interfaces import Auxiliary, Regressor
 
 #: the trailing feature channels :class:`FlowFitHead` reads as geometry (px), not looks
 GEOMETRY = 10
@@ -100,6 +100,14 @@ class FlowFitHead(Regressor):
             nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True), last)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.forward_train(features)[0]
+
+    def forward_train(self, features: torch.Tensor) -> tuple[torch.Tensor, Auxiliary]:
+        """The increment ``(B, 8)`` px and the points' flows as the auxiliary prediction:
+        given the target increment, point ``j`` should have moved by ``G*(p_j) - p_j``,
+        ``G*`` the homography from the current corners to the target's, and a point
+        outside the image (no features, weight 0) is not asked anything. 512 targets
+        per state instead of 8."""
         b = features.shape[0]
         looks, geometry = features[:, :-GEOMETRY], features[:, -GEOMETRY:].float()
         out = self.body(looks).flatten(2).float()  # (B, 3, N)
@@ -108,4 +116,15 @@ class FlowFitHead(Regressor):
         corners = geometry[:, 2:, 0, 0].reshape(b, 4, 2)  # (B, 4, 2) px
         flow = out[:, :2].transpose(1, 2) * self.output_scale  # (B, N, 2) px
         weight = torch.sigmoid(out[:, 2]) * inside  # (B, N)
-        return corner_step(points, points + flow, weight, corners, self.ridge)
+        delta = corner_step(points, points + flow, weight, corners, self.ridge)
+
+        def flows(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                g = dlt(corners, corners + target.float().reshape(b, 4, 2))  # (B, 3, 3)
+                goal = warp_points(g, points) - points  # (B, N, 2) px
+                goal = torch.nan_to_num(goal, nan=0.0).clamp(-COORD_LIMIT, COORD_LIMIT)
+            seen = inside[..., None] > 0
+            return (torch.where(seen, flow, goal).reshape(b, -1),
+                    goal.reshape(b, -1))  # (B, 2N) px each
+
+        return delta, flows

@@ -14,7 +14,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import nn
 
-from selfiter.interfaces import Context, FeatureExtractor, Regressor
+from selfiter.interfaces import Auxiliary, Context, FeatureExtractor, Regressor
 from selfiter.solver.base import IterativeSolver
 
 Mode = Literal["sir", "cascade"]
@@ -52,24 +52,29 @@ class LearnedModel(nn.Module):
 
     def step(self, context: Context, theta: torch.Tensor, k: int) -> torch.Tensor:
         """The increment at iteration ``k``: ``theta: (B, D) -> delta: (B, D)`` float32."""
+        return self.regressor(k)(self.extractor.features(context, theta)).float()
+
+    def regressor(self, k: int) -> Regressor:
+        """The regressor of iteration ``k`` (SIR: always the one)."""
         if self.mode == "sir":
-            reg = self.regressors[0]
-        elif k < len(self.regressors):
-            reg = self.regressors[k]
-        else:
-            raise ValueError(f"iteration {k + 1} asked of a cascade of {len(self.regressors)} "
-                             "stages; a cascade runs at most one iteration per stage")
-        return reg(self.extractor.features(context, theta)).float()
+            return self.regressors[0]
+        if k < len(self.regressors):
+            return self.regressors[k]
+        raise ValueError(f"iteration {k + 1} asked of a cascade of {len(self.regressors)} "
+                         "stages; a cascade runs at most one iteration per stage")
 
     def forward(self, inputs: torch.Tensor, theta: torch.Tensor, k: int = 0,
-                prepare: Prepare | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                prepare: Prepare | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, Auxiliary | None]:
         """The training forward: ``inputs: (B, ...)`` and ``theta: (B*M, D)``, M states
         per input, grouped by input (rows ``b*M .. b*M+M-1`` belong to input ``b``).
 
         Each input is encoded once and its context shared by its M states, so the
         gradients of all M reach one encoding. ``prepare`` (no gradients) may move
-        the states first. Returns ``(delta: (B*M, D), theta: (B*M, D))``, the
-        predicted increments and the states they were predicted at."""
+        the states first. Returns ``(delta: (B*M, D), theta: (B*M, D), auxiliary)``,
+        the predicted increments, the states they were predicted at and the
+        regressor's :data:`~selfiter.interfaces.Auxiliary` (or None), from
+        :meth:`~selfiter.interfaces.Regressor.forward_train`."""
         b = inputs.shape[0]
         if theta.shape[0] % b:
             raise ValueError(f"theta has {theta.shape[0]} rows, not a multiple of the {b} inputs")
@@ -81,7 +86,9 @@ class LearnedModel(nn.Module):
         if prepare is not None:
             with torch.no_grad():
                 theta = prepare(self.extractor.detach(context), theta)
-        return self.step(context, theta, k), theta
+        delta, auxiliary = self.regressor(k).forward_train(
+            self.extractor.features(context, theta))
+        return delta.float(), theta, auxiliary
 
 
 class LearnedSolver(IterativeSolver):

@@ -25,7 +25,7 @@ from selfiter.checkpoint import (CheckpointData, check_same_model, load_checkpoi
 from selfiter.config import Config, config_from_dict
 from selfiter.errors import CheckpointError, ConfigError, TrainingError
 from selfiter.evaluation import solve_batched
-from selfiter.interfaces import ParameterModel, ProblemData
+from selfiter.interfaces import ParameterModel, ProblemData, Regressor
 from selfiter.solver import LearnedModel, make_solver
 from selfiter.training import distributed
 from selfiter.training.log import MetricsLog
@@ -107,6 +107,10 @@ def _train(cfg: Config, run: Path, state: dict | None, world: distributed.World,
         extractor = parts.make_extractor()  # a learned one draws its weights here, seeded
         regs = [parts.make_regressor(feature_shape) for _ in range(n_stages)]
     model = LearnedModel(extractor, regs, t.mode)
+    if t.auxiliary_weight > 0 and type(regs[0]).forward_train is Regressor.forward_train:
+        raise ConfigError(
+            f"{cfg.source or '<config>'}: train.auxiliary_weight: is {t.auxiliary_weight}, but "
+            f"regressor {cfg.regressor.name!r} has no auxiliary prediction to supervise; set it to 0")
     if t.mode == "cascade" and model.learned_extractor:
         raise ConfigError(
             f"{cfg.source or '<config>'}: train.mode: cascade trains each stage on fixed features, "
@@ -263,9 +267,13 @@ def train_step(parts: Components, data: ProblemData, model: LearnedModel, net: t
         return theta
 
     with _autocast(device, t.amp):
-        pred, theta = net(inputs, theta, stage, prepare if stage > 0 or t.trajectory > 0 else None)
+        pred, theta, auxiliary = net(inputs, theta, stage,
+                                     prepare if stage > 0 or t.trajectory > 0 else None)
     target = pm.difference(theta_gt, theta)  # (B*M, D), Algorithm 1 line 7
     loss = loss_fn(pred.float(), target)
+    if t.auxiliary_weight > 0 and auxiliary is not None:
+        dense, goal = auxiliary(target)  # (B*M, K) each
+        loss = loss + t.auxiliary_weight * loss_fn(dense.float(), goal.float())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if t.grad_clip:

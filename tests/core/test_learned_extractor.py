@@ -67,7 +67,7 @@ def shared_cases(draw):
 
 def loss_and_grads(model: LearnedModel, inputs: torch.Tensor, theta: torch.Tensor):
     model.zero_grad()
-    delta, _ = model(inputs, theta)
+    delta, _, _ = model(inputs, theta)
     loss = (delta - 1.0).pow(2).mean()
     loss.backward()
     return loss.detach(), [p.grad.clone() for p in model.parameters()]

@@ -108,6 +108,30 @@ def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path):
         train(cfg, tmp_path / "t", progress=False)
 
 
+def test_the_auxiliary_loss_is_added_with_its_weight(tmp_path):
+    """With SGD, the loss plus an auxiliary copy of itself (weight 1) at learning rate lr
+    trains exactly like the plain loss at 2 lr; the first logged loss is twice the plain one."""
+    runs = {}
+    for name, weight, lr in [("aux", 1.0, 0.01), ("plain", 0.0, 0.02)]:
+        cfg = toy_config(optimizer="sgd", lr=lr, steps=20, log_every=1, auxiliary_weight=weight)
+        cfg["regressor"]["name"] = "toy_mlp_auxiliary"
+        ckpt = train(config_from_dict(cfg), tmp_path / name, progress=False)
+        losses = [json.loads(line)["loss"] for line in
+                  (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+                  if '"loss"' in line]
+        runs[name] = (load_checkpoint(ckpt).regressors[0], losses[0])
+    assert runs["aux"][1] == pytest.approx(2 * runs["plain"][1], rel=1e-5)
+    for key, value in runs["plain"][0].items():
+        torch.testing.assert_close(runs["aux"][0][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_an_auxiliary_weight_for_a_regressor_without_one_is_a_clear_error(tmp_path):
+    cfg = config_from_dict(toy_config(auxiliary_weight=0.5))
+    with pytest.raises(ConfigError, match=r"train.auxiliary_weight: is 0.5, but regressor 'mlp' "
+                                          r"has no auxiliary prediction to supervise; set it to 0"):
+        train(cfg, tmp_path / "t", progress=False)
+
+
 def test_weights_that_diverge_between_log_lines_never_overwrite_the_last_checkpoint(tmp_path):
     # the lr rises step by step (a warm-up to a huge value), so the run is sound at first
     cfg = config_from_dict(toy_config(optimizer="sgd", lr=1e9, warmup_steps=10**10, steps=10**5,

@@ -12,6 +12,7 @@ from selfiter.hookspecs import hookimpl
 from torch import nn
 
 from selfiter.interfaces import FeatureExtractor, LearnedFeatureExtractor, Problem, ProblemData
+from selfiter.regressors import MLPRegressor
 
 
 class ToyProblem(Problem):
@@ -72,6 +73,20 @@ def register_problems(register):
 def register_feature_extractors(register):
     register("toy_residual", Residual)
     register("toy_learned_residual", LearnedResidual)
+
+
+class SelfSupervisedMLP(MLPRegressor):
+    """The MLP whose auxiliary prediction is its increment again: with weight ``w`` the
+    trainer's loss is ``(1 + w)`` times the plain one, which a test can check exactly."""
+
+    def forward_train(self, features):
+        delta = self(features)
+        return delta, lambda target: (delta, target)
+
+
+@hookimpl
+def register_regressors(register):
+    register("toy_mlp_auxiliary", SelfSupervisedMLP)
 
 
 def toy_config(**train) -> dict:

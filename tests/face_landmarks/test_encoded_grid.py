@@ -118,7 +118,7 @@ def test_m_states_of_a_real_face_sharing_one_encoding_equal_m_copies(faces, m):
 
     def loss_and_grads(x):
         model.zero_grad()
-        delta, _ = model(x, theta)
+        delta = model(x, theta)[0]
         delta.square().mean().backward()
         return delta.detach(), [p.grad.clone() for p in model.parameters()]
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from image_align.features import CorrelationVolumeExtractor, WarpedGridExtractor, grid_points
-from image_align.homography import corners_to_matrix, template_corners, warp_points
+from image_align.homography import corner_step, corners_to_matrix, template_corners, warp_points
 from image_align.networks import AlignHead, FlowFitHead
 from selfiter.solver import LearnedModel, make_solver
 from tests.core.test_learned_extractor import assert_sharing_is_copying
@@ -133,8 +135,8 @@ def test_m_states_sharing_one_encoding_get_the_steps_of_m_copies(build):
     x = pairs(3, seed=2)
     theta = torch.randn(3 * 4, 8, generator=torch.Generator().manual_seed(1)) * 2
     with torch.no_grad():
-        shared, _ = model(x, theta)
-        copied, _ = model(x.repeat_interleave(4, 0), theta)
+        shared = model(x, theta)[0]
+        copied = model(x.repeat_interleave(4, 0), theta)[0]
     assert_close(shared, copied)
 
 
@@ -239,3 +241,50 @@ def test_a_state_of_the_wrong_shape_is_named(build):
     context = ex.encode(pairs(2))
     with pytest.raises(ValueError, match=r"theta must be \(B=2, 8\) corner displacements, got \(2, 6\)"):
         ex.features(context, torch.zeros(2, 6))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.5, 6.0))
+def test_the_flow_goals_fit_back_to_the_target_they_came_from(seed, scale):
+    """Law: the per-point flows the auxiliary loss asks for are the ones whose weighted
+    least-squares homography (the head's own fit, uniform weights) moves the corners by
+    exactly the target; a point outside the image is asked nothing (prediction = goal)."""
+    g = torch.Generator().manual_seed(seed)
+    model = small_volume_model(seed % 1000, max_theta=100.0)
+    theta = torch.randn(3, 8, generator=g) * scale
+    target = torch.randn(3, 8, generator=g) * scale
+    head = model.regressors[0]
+    with torch.no_grad():
+        f = model.extractor.features(model.extractor.encode(pairs(3, seed % 7)), theta)
+        delta, auxiliary = head.forward_train(f)
+        pred, goal = auxiliary(target)
+    assert_close(delta, head(f))
+    assert pred.shape == goal.shape == (3, 2 * 64)
+    points = f[:, -10:-8].flatten(2).transpose(1, 2)  # (3, 64, 2)
+    corners = f[:, -8:, 0, 0].reshape(3, 4, 2)
+    fitted = corner_step(points, points + goal.reshape(3, 64, 2), torch.ones(3, 64), corners)
+    assert_close(fitted, target, atol=1e-3 * scale, rtol=1e-3)
+    outside = f[:, -11].flatten(1) == 0  # (3, 64)
+    assert_close(pred.reshape(3, 64, 2)[outside], goal.reshape(3, 64, 2)[outside])
+    inside = ~outside
+    assert not torch.allclose(pred.reshape(3, 64, 2)[inside], goal.reshape(3, 64, 2)[inside])
+
+
+def test_the_flow_loss_trains_the_head_towards_the_flows():
+    """A few steps on the auxiliary loss alone bring the head's flows nearer their goals
+    (the gradient reaches the body through the prediction, not through the goal)."""
+    model = small_volume_model(3).train()
+    theta, target = torch.randn(4, 8) * 2, torch.randn(4, 8) * 2
+    inputs = pairs(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    errors = []
+    for _ in range(80):
+        _, _, auxiliary = model(inputs, theta)
+        pred, goal = auxiliary(target)
+        loss = (pred - goal).abs().mean()
+        assert goal.grad_fn is None
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        errors.append(float(loss.detach()))
+    assert errors[-1] < 0.6 * errors[0]

@@ -27,6 +27,9 @@ PAIRS = {
             "stride": 2, "grid": 8, "levels": 3, "radius": 2}},
         {"name": "flow_fit", "params": {"width": 16, "output_scale": 2.0}}),
 }
+#: the same pairs' train keys: the flow head also trained on its per-point flows
+TRAIN = {"correlation_volume_flows": {"auxiliary_weight": 1.0}}
+PAIRS["correlation_volume_flows"] = PAIRS["correlation_volume"]
 
 
 def tiny_config(data_root: str, steps: int, pair: str) -> dict:
@@ -43,7 +46,8 @@ def tiny_config(data_root: str, steps: int, pair: str) -> dict:
         "regressor": regressor,
         "train": {"steps": steps, "batch_size": 16, "states_per_input": 4, "optimizer": "adamw",
                   "lr": 0.006, "schedule": "cosine", "warmup_steps": 20, "loss": "l1",
-                  "device": "cpu", "num_threads": 1, "log_every": 50, "checkpoint_every": 1000},
+                  "device": "cpu", "num_threads": 1, "log_every": 50, "checkpoint_every": 1000,
+                  **TRAIN.get(pair, {})},
         "solver": {"iterations": 4, "batch_size": 96},
     }
 
