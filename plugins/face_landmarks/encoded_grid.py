@@ -185,30 +185,47 @@ def bilinear_gather_grid(context: GridContext, size: tuple[int, int], border: in
     :func:`bilinear_gather`, with ``border >= (grid - 1) * step + 2``.
 
     The same values as :func:`bilinear_gather` at those points, but the points of a
-    square share their fractional position, so each square reads one block of corner
-    cells with 4 shared weights. A square lying wholly outside the map is clamped to a
-    place in the zero border, which it reads as zeros, as it should."""
+    square share their fractional position: each square reads the cells its points'
+    corners cover once, as one ``n x n`` block (``n = grid + 1`` for ``step`` 1, where
+    neighbouring points share corners: 16 cells for a 3 x 3 grid against 36 read corner
+    by corner), and interpolates the block by two small matrix products, ``W_y block
+    W_x^T``, whose ``(grid, n)`` matrices hold each point's two bilinear weights. As
+    products, forward and backward run as batched matmuls (in training on the 2-core CPU
+    about 1.6 times faster a step than four weighted corner gathers, and than slicing the
+    block). A square lying wholly outside the map is clamped to a place in the zero
+    border, which it reads as zeros, as it should."""
     hp, wp = size
+    a, n_pts = x.shape
     span = (grid - 1) * step + 1  # cells from a square's first corner to its last
     x, y = x + border, y + border  # cells of the bordered map
     x0, y0 = x.floor(), y.floor()
-    weight = _corner_weights(x - x0, y - y0).unsqueeze(-1).unsqueeze(-1)  # (A, L, 4, 1, 1)
     # wholly left of / above the map from border - span - 1 on, wholly right of / below it
     # from border + w on: clamped there, every cell it reads is a border cell
-    x0 = x0.clamp(border - span - 1, wp - border)
-    y0 = y0.clamp(border - span - 1, hp - border)
-    base = context.first + (y0 * wp + x0).long()  # (A, L)
-    offset = block_offsets(grid, step, wp, x.device)  # (4, G*G)
-    cells = rows(context.cells, base.unsqueeze(-1).unsqueeze(-1) + offset)  # (A, L, 4, G*G, K)
-    return (cells * weight).sum(2)
+    base = context.first + (y0.clamp(border - span - 1, hp - border) * wp
+                            + x0.clamp(border - span - 1, wp - border)).long()  # (A, L)
+    offset, lower, upper = block_layout(grid, step, wp, x.device)  # (n*n,), (G, n), (G, n)
+    n = lower.shape[1]
+    lower, upper = lower.to(x.dtype), upper.to(x.dtype)
+    w_x = lower + (x - x0).reshape(-1, 1, 1) * (upper - lower)  # (A*L, G, n)
+    w_y = lower + (y - y0).reshape(-1, 1, 1) * (upper - lower)
+    block = rows(context.cells, base.unsqueeze(-1) + offset)  # (A, L, n*n, K)
+    k = block.shape[-1]
+    along_y = torch.bmm(w_y, block.reshape(a * n_pts, n, n * k))  # (A*L, G, n*K)
+    out = torch.matmul(w_x.unsqueeze(1), along_y.reshape(a * n_pts, grid, n, k))  # (A*L, G, G, K)
+    return out.reshape(a, n_pts, grid * grid, k)
 
 
 @functools.lru_cache(maxsize=None)
-def block_offsets(grid: int, step: int, wp: int, device: torch.device) -> torch.Tensor:
-    """``(4, grid * grid)`` long: the rows, from a square's first corner cell, of every
-    corner (cy, cx) (first) of its points (then, row-major) in maps ``wp`` cells wide.
-    Built once per layout, not at every iteration."""
-    along = torch.arange(grid, device=device) * step  # (G,)
-    corner = torch.arange(2, device=device)
-    return ((corner.view(2, 1, 1, 1) + along.view(1, 1, grid, 1)) * wp
-            + corner.view(1, 2, 1, 1) + along.view(1, 1, 1, grid)).reshape(4, grid * grid)
+def block_layout(grid: int, step: int, wp: int, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """How :func:`bilinear_gather_grid` reads a square, built once per layout, not at
+    every iteration: ``offsets: (n * n,)`` long, the rows from the square's first corner
+    cell of the ``n x n`` block of cells (row-major) that its points' corners cover, in
+    maps ``wp`` cells wide (``n = grid + 1`` for ``step`` 1, else ``2 grid``);
+    ``lower, upper: (grid, n)`` float, one-hot: the block column of each point's lower
+    and upper corner along an axis."""
+    along = torch.arange(grid, device=device) * step  # (G,) each point's lower corner
+    cells = torch.unique(torch.cat((along, along + 1)))  # (n,) sorted
+    at = torch.searchsorted(cells, along)  # (G,) its column in the block
+    onehot = torch.eye(len(cells), device=device)
+    return (cells.view(-1, 1) * wp + cells.view(1, -1)).reshape(-1), onehot[at], onehot[at + 1]
