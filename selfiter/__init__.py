@@ -14,11 +14,12 @@ if TYPE_CHECKING:
     from selfiter.api import TrainedSolver
 
 
-def load(name_or_path, device="cpu", config=None) -> "TrainedSolver":
-    """Load a pretrained solver by registered name or checkpoint path (see :func:`selfiter.api.load`)."""
+def load(name_or_path, device="cpu", config=None, problem=None, runtime="torch") -> "TrainedSolver":
+    """Load a pretrained solver by registered name or checkpoint path (see :func:`selfiter.api.load`
+    for ``config``, ``problem`` and ``runtime``)."""
     from selfiter.api import load as _load
 
-    return _load(name_or_path, device=device, config=config)
+    return _load(name_or_path, device=device, config=config, problem=problem, runtime=runtime)
 
 
 __all__ = ["load", "__version__"]

@@ -16,8 +16,9 @@ from selfiter.config import Config, config_from_dict
 from selfiter.errors import ConfigError
 from selfiter.runtime import RUNTIMES, OnnxRuntimeSolver
 from selfiter.evaluation import initial_theta, solve_batched
-from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor
+from selfiter.interfaces import FeatureExtractor, ParameterModel, Problem, Regressor, View
 from selfiter.solver import LearnedModel, LearnedSolver, SolveResult, make_solver
+from selfiter.solver.views import solve_averaged
 
 
 @dataclass
@@ -69,16 +70,30 @@ class TrainedSolver:
 
     def solve(self, inputs: torch.Tensor, theta0: torch.Tensor | None = None,
               iterations: int | None = None, tol: float | None = None,
-              progress: bool = False) -> SolveResult:
-        """Solve ``inputs: (N, ...)`` from ``theta0: (N, D)`` (default: the mean state)."""
+              progress: bool = False, tta: bool | None = None) -> SolveResult:
+        """Solve ``inputs: (N, ...)`` from ``theta0: (N, D)`` (default: the mean state).
+        ``tta`` (default: ``solver.tta``) also solves the problem's test views of the
+        inputs and returns the mean (see :func:`selfiter.solver.views.solve_averaged`)."""
         s = self.config.solver
-        return solve_batched(
-            self._runtime_solver(), self.parameter_model, inputs.to(self.device),
-            s.iterations if iterations is None else iterations, s.tol if tol is None else tol,
-            s.batch_size,
-            theta0=self.initial_theta(inputs.shape[0]) if theta0 is None else theta0.to(self.device),
-            amp=self.config.train.amp, progress=progress,
-        )
+        k, tol = (s.iterations if iterations is None else iterations), (s.tol if tol is None else tol)
+        theta0 = self.initial_theta(inputs.shape[0]) if theta0 is None else theta0.to(self.device)
+
+        def run(x: torch.Tensor, start: torch.Tensor) -> SolveResult:
+            return solve_batched(self._runtime_solver(), self.parameter_model, x, k, tol,
+                                 s.batch_size, theta0=start, amp=self.config.train.amp,
+                                 progress=progress)
+
+        views = self.test_views() if (s.tta if tta is None else tta) else ()
+        return solve_averaged(run, views, inputs.to(self.device), theta0)
+
+    def test_views(self) -> tuple[View, ...]:
+        """The problem's test views (``solver.tta``); a problem without any is a
+        :class:`~selfiter.errors.ConfigError`."""
+        views = tuple(self.problem.test_views())
+        if not views:
+            raise ConfigError(f"solver.tta: problem {type(self.problem).__name__} has no test "
+                              "views to average over; set solver.tta to false")
+        return views
 
 
     def _runtime_solver(self) -> Any:

@@ -136,6 +136,9 @@ class SolverConfig:
     tol: float = bounded(0.0, lambda v: v >= 0, "a number >= 0")
     #: samples solved at once
     batch_size: int = _at_least(256, 1)
+    #: test-time averaging: also solve the problem's views of each input (a mirrored
+    #: face) and average the solutions mapped back (about as many times the work as views)
+    tta: bool = False
 
 
 @dataclass

@@ -31,6 +31,7 @@ __all__ = [
     "Auxiliary",
     "Regressor",
     "ProblemData",
+    "View",
     "Problem",
 ]
 
@@ -255,6 +256,33 @@ class ProblemData:
                            self.theta_gt[index.to(self.theta_gt.device)], meta, self.source)
 
 
+class View(ABC):
+    """A symmetry of a problem, for averaging solves at test time (``solver.tta``).
+
+    A view transforms the inputs (a face mirrored left to right) and maps theta into
+    and out of the transformed inputs' frame (the mirrored face's points, renumbered so
+    that each index keeps its meaning). Solving the view's inputs from the view of the
+    start and mapping the solution back answers the same question as the plain solve,
+    with other errors: the mean of the two is usually nearer the truth. Both theta
+    maps are affine in theta for the mean to make sense."""
+
+    #: a short name, shown in reports (``"mirror"``)
+    name: str
+
+    @abstractmethod
+    def inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The transformed inputs: ``(B, ...) -> (B, ...)``, same shape and dtype."""
+
+    @abstractmethod
+    def theta(self, theta: torch.Tensor) -> torch.Tensor:
+        """A state of the inputs as the same state of the view: ``(B, D) -> (B, D)``."""
+
+    @abstractmethod
+    def theta_back(self, theta: torch.Tensor) -> torch.Tensor:
+        """A state of the view as the same state of the inputs: ``(B, D) -> (B, D)``,
+        the inverse of :meth:`theta`."""
+
+
 class Problem(ABC):
     """A problem: where its data comes from, how to augment it, how to score a solve."""
 
@@ -278,6 +306,12 @@ class Problem(ABC):
     def metrics(self, theta: torch.Tensor, data: ProblemData) -> dict[str, float]:
         """Scores of predictions ``theta: (N, D)`` against ``data``. The first
         key is the headline metric (lower is better) shown in progress bars."""
+
+    def test_views(self) -> tuple[View, ...]:
+        """The problem's symmetries that a solve may be averaged over at test time
+        (``solver.tta``; see :class:`View`), besides the inputs as they are. Default: none,
+        and ``solver.tta`` is then refused."""
+        return ()
 
     def predict(self, solver: Any, raw: Any, **options: Any) -> Any:
         """Apply a trained solver (a :class:`selfiter.api.TrainedSolver`) to raw,

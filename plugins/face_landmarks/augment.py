@@ -14,23 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-
-def _mirror_68() -> tuple[int, ...]:
-    pairs = [(i, 16 - i) for i in range(8)]  # jaw, 8 is the chin
-    pairs += [(17 + i, 26 - i) for i in range(5)]  # eyebrows
-    pairs += [(31, 35), (32, 34)]  # nostrils; the bridge 27-30 and the middle 33 stay
-    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
-    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lip
-    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lip
-    perm = list(range(68))
-    for a, b in pairs:
-        perm[a], perm[b] = b, a
-    return tuple(perm)
-
-
-#: the 68-point (Multi-PIE) horizontal mirror, 0-based: after a left-right flip,
-#: point ``i`` of the flipped face is point ``MIRROR_68[i]`` of the original
-MIRROR_68: tuple[int, ...] = _mirror_68()
+from face_landmarks.mirror import MIRROR_68, mirror_points
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -46,15 +30,10 @@ def random_flip(images: torch.Tensor, theta: torch.Tensor, generator: torch.Gene
     meaning: point 37 (1-based) is still the outer corner of the eye on the
     image's left, as in an unflipped face."""
     b, w = images.shape[0], images.shape[-1]
-    pts = theta.reshape(b, -1, 2)
-    if pts.shape[1] != len(mirror):
-        raise ValueError(
-            f"theta has {pts.shape[1]} points but the mirror permutation {len(mirror)}")
+    flipped = mirror_points(theta, w, mirror)  # checks the count before any draw
     flip = torch.rand(b, generator=generator, device=images.device) < p  # (B,)
     out_images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    flipped = pts[:, list(mirror)] * pts.new_tensor([-1.0, 1.0]) + pts.new_tensor([w - 1.0, 0.0])
-    out_theta = torch.where(flip[:, None, None], flipped, pts).reshape_as(theta)
-    return out_images, out_theta
+    return out_images, torch.where(flip[:, None], flipped, theta)
 
 
 def random_similarity(images: torch.Tensor, theta: torch.Tensor, generator: torch.Generator,

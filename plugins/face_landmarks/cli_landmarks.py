@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from face_landmarks.data.layout import IMAGE_SUFFIXES
 from face_landmarks.detectors import DEFAULT_DETECTOR
 from selfiter.atomic import atomic_path, write_text
-from selfiter.cli.common import add_runtime_arg
+from selfiter.cli.common import add_runtime_arg, add_tta_arg
 from selfiter.errors import ConfigError, DataError
 
 #: files a folder is searched for (explicitly named files are tried whatever their suffix)
@@ -54,6 +54,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     add_runtime_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
+    add_tta_arg(p)
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"registered face detector (default: {DEFAULT_DETECTOR}; `selfiter plugins` "
                         "lists them)")
@@ -177,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
         # a chunk whose every file is unreadable has nothing to solve
         faces = predict_faces(solver, [img for _, _, img in readable],
                               boxes=None if boxes is None else [boxes] * len(readable),
-                              detector=detector, iterations=args.iterations) if readable else []
+                              detector=detector, iterations=args.iterations,
+                              tta=args.tta or None) if readable else []
         for (path, overlay, image), found in zip(readable, faces):
             results[str(path)] = found
             n_faces += len(found)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from face_landmarks.detectors import DEFAULT_DETECTOR
 from selfiter.atomic import atomic_path
-from selfiter.cli.common import add_runtime_arg
+from selfiter.cli.common import add_runtime_arg, add_tta_arg
 from selfiter.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     add_runtime_arg(p)
     p.add_argument("--iterations", type=int, help="solver iterations per frame (default: the model's)")
+    add_tta_arg(p)
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"registered face detector (default: {DEFAULT_DETECTOR})")
     p.add_argument("--start", default="pose", choices=["pose", "points"],
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                           "landmark model")
     try:
         tracker = FaceTracker(solver, args.detector, args.iterations, args.start,
-                              lost_step=args.lost_step,
+                              lost_step=args.lost_step, tta=args.tta or None,
                               min_similarity=args.min_similarity, verify_every=args.verify_every)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -144,13 +144,14 @@ class FaceFit:
 
 def fit_faces(solver: Any, images: Sequence[np.ndarray], boxes: np.ndarray,
               owners: Sequence[int], start: np.ndarray | None = None,
-              iterations: int | None = None) -> FaceFit:
+              iterations: int | None = None, tta: bool | None = None) -> FaceFit:
     """Solve N faces together, each in the frame of its box.
 
     ``images``: RGB ``(H, W, 3)`` uint8 arrays; ``boxes: (N, 4)`` landmark boxes
     (image px); ``owners: (N,)`` the index into ``images`` of each face;
     ``start: (N, 68, 2)`` image px starting points, or None for the model's
-    mean shape in every frame; ``iterations`` defaults to the solver config's.
+    mean shape in every frame; ``iterations`` and ``tta`` (also solve the mirrored
+    frames and average) default to the solver config's.
     ``solver`` is a :class:`selfiter.api.TrainedSolver` of :class:`Face300W`."""
     problem = solver.problem
     n = len(owners)
@@ -167,7 +168,7 @@ def fit_faces(solver: Any, images: Sequence[np.ndarray], boxes: np.ndarray,
     if start is not None:
         theta0 = image_to_frame(torch.as_tensor(start, dtype=torch.float64), affines)
         theta0 = theta0.reshape(n, -1).to(torch.float32)
-    result = solver.solve(inputs, theta0, iterations=iterations)
+    result = solver.solve(inputs, theta0, iterations=iterations, tta=tta)
     traj = result.trajectory.cpu()  # (K+1, N, 136) frame px
     last_step = ((traj[-1] - traj[-2]).pow(2).mean(1).sqrt() if traj.shape[0] > 1
                  else torch.zeros(n))
@@ -197,7 +198,8 @@ def check_iterations(solver: Any, iterations: int | None) -> None:
 def predict_faces(solver: Any, images: ImageInput | Sequence[ImageInput],
                   boxes: Sequence[Box] | Sequence[Sequence[Box] | None] | None = None,
                   detector: str | Detector | None = DEFAULT_DETECTOR,
-                  iterations: int | None = None) -> list[list[dict[str, list]]]:
+                  iterations: int | None = None,
+                  tta: bool | None = None) -> list[list[dict[str, list]]]:
     """68 landmarks of every face in every image, all faces solved in one batch.
 
     ``images``: one image or a list of them, each a file path or an RGB array
@@ -206,7 +208,9 @@ def predict_faces(solver: Any, images: ImageInput | Sequence[ImageInput],
     an image whose entry is None, or every image when ``boxes`` is None, has
     its faces found by ``detector`` (a registered detector name or a
     :class:`Detector`). Every face starts from the model's mean shape in its
-    frame; ``iterations`` defaults to the solver config's.
+    frame; ``iterations`` defaults to the solver config's, and so does ``tta``: also
+    solve every face mirrored and average the two (about 3 % less error, twice the
+    solver's work).
 
     Returns one list per image (also for a single image) of faces, each
     ``{"box": [x0, y0, x1, y1], "points": [[x, y]] * 68}``: plain floats in
@@ -238,7 +242,7 @@ def predict_faces(solver: Any, images: ImageInput | Sequence[ImageInput],
         found.append(b)
     owners = [i for i, b in enumerate(found) for _ in range(len(b))]
     fit = fit_faces(solver, arrays, np.concatenate(found) if found else np.zeros((0, 4)), owners,
-                    iterations=iterations)
+                    iterations=iterations, tta=tta)
     out: list[list[dict[str, list]]] = [[] for _ in items]
     for box, points, owner, bad in zip(fit.boxes, fit.points, owners, fit.nonfinite):
         if not bad:

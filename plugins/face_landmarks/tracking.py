@@ -121,13 +121,14 @@ class FaceTracker:
     ``start``: what a refit starts from, ``"pose"`` or ``"points"`` (see the
     module docstring); ``lost_step`` (frame px), ``max_zoom`` (ratio > 1),
     ``min_similarity`` (correlation in [-1, 1]) and ``verify_every`` (frames,
-    0 = never): when a track is lost, see the module docstring.
+    0 = never): when a track is lost, see the module docstring; ``tta``: also solve
+    every frame's face mirrored and average (default: the model's ``solver.tta``).
     """
 
     def __init__(self, solver: Any, detector: str | Detector = DEFAULT_DETECTOR,
                  iterations: int | None = None, start: Literal["pose", "points"] = "pose",
                  lost_step: float = 4.0, max_zoom: float = 1.3, min_similarity: float = 0.5,
-                 verify_every: int = 5) -> None:
+                 verify_every: int = 5, tta: bool | None = None) -> None:
         check_iterations(solver, iterations)
         if start not in ("pose", "points"):
             raise ValueError(f"start must be 'pose' or 'points', got {start!r}")
@@ -147,6 +148,7 @@ class FaceTracker:
             except ConfigError:  # it takes no min_size: the check uses it as it is
                 pass
         self.iterations = iterations
+        self.tta = tta
         self.start = start
         self.lost_step = lost_step
         self.max_zoom = max_zoom
@@ -183,7 +185,7 @@ class FaceTracker:
 
     def _fit(self, frame: np.ndarray, box: np.ndarray, start: np.ndarray | None) -> FaceFit:
         return fit_faces(self.solver, [frame], box[None], [0],
-                         None if start is None else start[None], self.iterations)
+                         None if start is None else start[None], self.iterations, self.tta)
 
     def _refit_look(self, frame: np.ndarray, fit: FaceFit, previous: np.ndarray) -> np.ndarray | None:
         """The new face's appearance when a refit from ``previous: (68, 2)`` still follows

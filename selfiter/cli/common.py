@@ -35,6 +35,13 @@ def add_runtime_arg(p: argparse.ArgumentParser) -> None:
                         "products (faster again, within a few tenths of a px) (default: torch)")
 
 
+def add_tta_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", action="store_true",
+                   help="test-time averaging: also solve the problem's views of each input (for "
+                        "faces: mirrored) and average the solutions mapped back; about twice the "
+                        "work (sets solver.tta)")
+
+
 def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -> Config:
     overrides = [o for group in args.overrides for o in group] + list(extra or [])
     return load_config(args.config, overrides)

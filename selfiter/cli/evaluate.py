@@ -9,7 +9,7 @@ from typing import Mapping
 
 from selfiter.atomic import write_text
 from selfiter.cli.common import (add_config_args, add_data_root_arg, add_runtime_arg,
-                                 config_from_args, data_root_override)
+                                 add_tta_arg, config_from_args, data_root_override)
 from selfiter.errors import ConfigError
 
 #: what a row of the table is, whatever the problem
@@ -24,6 +24,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, help="solver iterations (default: solver.iterations)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     add_runtime_arg(p)
+    add_tta_arg(p)
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
     p.add_argument("--plot", metavar="DIR", help="write the problem's plots into DIR")
 
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     extra = data_root_override(args)
     if args.iterations is not None:
         extra.append(f"solver.iterations={args.iterations}")
+    if args.tta:
+        extra.append("solver.tta=true")
     cfg = config_from_args(args, extra)
     ckpt = args.checkpoint or cfg.evaluate.checkpoint
     if not ckpt:
@@ -48,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"solver.iterations={cfg.solver.iterations}: a cascade of "
                           f"{model.max_iterations} stages runs at most {model.max_iterations}")
     print(f"checkpoint: {ckpt}" + ("" if str(ckpt) == model.source else f" ({model.source})"))
+    if cfg.solver.tta:
+        names = ", ".join(v.name for v in model.test_views())
+        print(f"solver.tta: each row is the mean of the plain solve and its views ({names})")
     result = model.solve(data.inputs, progress=True)
     ev = score(model.problem, data.to(model.device), result, split)
     print(format_table(ev.per_iteration, split, ev.n, data.source))

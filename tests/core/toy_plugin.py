@@ -11,7 +11,8 @@ import torch
 from selfiter.hookspecs import hookimpl
 from torch import nn
 
-from selfiter.interfaces import FeatureExtractor, LearnedFeatureExtractor, Problem, ProblemData
+from selfiter.interfaces import (FeatureExtractor, LearnedFeatureExtractor, Problem, ProblemData,
+                                 View)
 from selfiter.regressors import MLPRegressor
 
 
@@ -30,6 +31,28 @@ class ToyProblem(Problem):
     def metrics(self, theta: torch.Tensor, data: ProblemData) -> dict[str, float]:
         err = (theta - data.theta_gt.to(theta)).norm(dim=1)
         return {"err": float(err.mean()), "max_err": float(err.max())}
+
+
+class Negate(View):
+    """The toy problem's symmetry: observations and states negated (its own inverse)."""
+
+    name = "negate"
+
+    def inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        return -inputs
+
+    def theta(self, theta: torch.Tensor) -> torch.Tensor:
+        return -theta
+
+    def theta_back(self, theta: torch.Tensor) -> torch.Tensor:
+        return -theta
+
+
+class SymmetricToy(ToyProblem):
+    """The toy problem with its one test view, :class:`Negate`."""
+
+    def test_views(self):
+        return (Negate(),)
 
 
 class Residual(FeatureExtractor):
@@ -67,6 +90,7 @@ class LearnedResidual(LearnedFeatureExtractor):
 @hookimpl
 def register_problems(register):
     register("toy", ToyProblem)
+    register("toy_symmetric", SymmetricToy)
 
 
 @hookimpl

@@ -143,6 +143,37 @@ def test_landmark_mlp_reduces_each_landmark_by_its_own_map():
         LandmarkMLP((5, 7, 1), 10)
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 9), st.integers(0, 2**31 - 1))
+def test_a_local_head_starts_as_the_model_without_it_and_moves_only_its_landmark(b, n_pts, local,
+                                                                                 seed):
+    torch.manual_seed(seed)
+    plain = LandmarkMLP((n_pts, 7), 2 * n_pts, reduced=3, hidden=8)
+    with_local = LandmarkMLP((n_pts, 7), 2 * n_pts, reduced=3, hidden=8, local=local)
+    loaded = with_local.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(loaded.missing_keys) == ["local_bias", "local_out", "local_weight"]
+    x = torch.randn(b, n_pts, 7)
+    assert_close(with_local(x), plain(x))  # the local head's last layer starts at zero
+    # with the MLP silenced and the local head live, landmark l's features move landmark l
+    with torch.no_grad():
+        with_local.head[2].weight.zero_()
+        with_local.head[2].bias.zero_()
+        with_local.local_out.normal_()
+        with_local.reduce_bias.fill_(100.0)  # every unit on, so that each change shows
+        with_local.local_weight.abs_()
+    y = x.clone()
+    y[:, n_pts - 1] += 1.0
+    moved = (with_local(x) != with_local(y)).reshape(b, n_pts, 2).any(-1).any(0)
+    assert moved.tolist() == [False] * (n_pts - 1) + [True]
+
+
+def test_a_local_head_needs_an_x_y_per_landmark():
+    with pytest.raises(ValueError, match="theta_dim must be 10, got 9"):
+        LandmarkMLP((5, 7), 9, local=4)
+    with pytest.raises(ValueError, match="local must be >= 0"):
+        LandmarkMLP((5, 7), 10, local=-1)
+
+
 @settings(max_examples=40)
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(2, 9), st.integers(2, 9),
        st.integers(1, 40), st.integers(0, 2**31 - 1),
