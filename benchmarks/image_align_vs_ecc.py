@@ -15,6 +15,8 @@ identity start, which every method uses, has a corner error of exactly ``r``. Ea
 Methods:
 
 * SIR: the trained solver, ``K`` iterations, batched;
+* SIR, 4 views: the same, averaged with its solves of the pair mirrored, transposed and
+  turned a quarter (``solver.tta``: the problem's test views), one batch of 4 N;
 * GN: coarse-to-fine Gauss-Newton on the pixel residual (blur 4, 2, 1 px, 10 iterations
   each, a 32 x 32 grid of residual points), batched, forward-mode Jacobians
   (the core's :class:`selfiter.solver.GaussNewtonSolver`, ``jacobian="forward"``);
@@ -103,6 +105,10 @@ def run_all(model: TrainedSolver, n: int, radii: list[float], lights: dict[str, 
             row: dict[str, Outcome] = {}
             sir, sir_ms = timed(lambda: model.solve(inputs, start, iterations=iterations).theta, n)
             row[f"SIR x{iterations}"] = outcome(sir, gt, sir_ms)
+            # averaged with its solves of the mirrored, transposed and turned pair (solver.tta)
+            theta, ms = timed(lambda: model.solve(inputs, start, iterations=iterations,
+                                                  tta=True).theta, n)
+            row[f"SIR x{iterations}, 4 views"] = outcome(theta, gt, ms)
             # the learned solver's basin, then the classical solver's sub-pixel polish
             theta, ms = timed(lambda: ecc_align(inputs, sir, iterations=ecc_iterations), n)
             row[f"SIR x{iterations}, then ECC"] = outcome(theta, gt, sir_ms + ms)

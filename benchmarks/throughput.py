@@ -26,12 +26,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from selfiter.build import build_components, resolve_device
 from selfiter.config import load_config
-from selfiter.evaluation import initial_theta
+from selfiter.evaluation import inference_autocast, initial_theta
 from selfiter.interfaces import FeatureExtractor
 from selfiter.training.losses import make_loss
 from selfiter.training.optim import make_optimizer
 from selfiter.solver import LearnedModel, make_solver
-from selfiter.training.trainer import _autocast, train_step
+from selfiter.training.trainer import train_step
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         theta0 = initial_theta(model, b, device)
 
         def infer():
-            with _autocast(device, amp):
+            with inference_autocast(device, amp):
                 solver.solve(x, theta0, k)
 
         if device.type == "cuda":

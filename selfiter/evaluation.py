@@ -18,6 +18,14 @@ def initial_theta(model: ParameterModel, n: int, device: torch.device | str = "c
     return model.theta(s0.unsqueeze(0)).expand(n, -1).clone()
 
 
+def inference_autocast(device: torch.device, amp: bool):
+    """The autocast of a solve: bf16 on CUDA with ``amp`` (``train.amp``), else none (a CPU
+    solves in float32 whatever ``train.amp_cpu`` says: that setting is the training step's)."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def solve_batched(
     solver: IterativeSolver,
     model: ParameterModel,
@@ -35,10 +43,8 @@ def solve_batched(
     device = inputs.device
     if theta0 is None:
         theta0 = initial_theta(model, n, device)
-    cast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
-            else contextlib.nullcontext())
     parts: list[SolveResult] = []
-    with cast:
+    with inference_autocast(device, amp):
         starts = range(0, n, batch_size)
         # no bar object at all without progress: a one-face fit calls this for every face
         for a in tqdm(starts, desc="solve", unit="batch") if progress else starts:

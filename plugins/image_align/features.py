@@ -150,6 +150,12 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
     ``p_j`` (2) and the state's 4 corners in the image, ``corner_i + theta_i`` (8, the
     same at every point). States are clipped to ``+-max_theta`` px (default ``size / 2``)
     first; a NaN coordinate counts as 0.
+
+    With ``center``, each map's features have their mean over the map (the template's:
+    over its grid points) taken away before the cosine: a part shared by every place
+    then adds nothing, so the encoder cannot make everything alike. Without it, a run on
+    corners moved up to 40 px collapsed so (its volume's mean similarity rose from 0.04
+    to 0.49 and the solver stopped moving, docs/image_align.md).
     """
 
     #: the trailing channels that carry px coordinates, not similarities: p_j (2), corners (8)
@@ -158,7 +164,7 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
     def __init__(self, size: int = 128, widths: Sequence[int] = (16, 32, 64, 64),
                  blocks: Sequence[int] = (0, 1, 1, 1), out_channels: int = 32, stride: int = 4,
                  grid: int = 16, levels: int = 4, radius: int = 3, normalize: bool = True,
-                 max_theta: float | None = None) -> None:
+                 max_theta: float | None = None, center: bool = False) -> None:
         super().__init__()
         check_grid(size, stride, grid)
         if radius < 1:
@@ -170,6 +176,7 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
         self.grid = grid
         self.levels = levels
         self.normalize = normalize
+        self.center = center
         self.max_theta = float(size / 2 if max_theta is None else max_theta)
         self.encoder = PyramidEncoder(1, widths, blocks, out_channels, stride)
         self.register_buffer("points", grid_points(size, grid), persistent=False)
@@ -193,8 +200,12 @@ class CorrelationVolumeExtractor(LearnedFeatureExtractor):
         maps = encode_pair(self.encoder, inputs, self.size, self.normalize)  # (B, 2, K, h, w)
         b = maps.shape[0]
         template = sample(maps[:, 0], self.points.expand(b, -1, -1), self.encoder.stride)
+        image = maps[:, 1]
+        if self.center:
+            template = template - template.mean(-1, keepdim=True)  # (B, K, G*G)
+            image = image - image.mean((-2, -1), keepdim=True)  # (B, K, h, w)
         template = F.normalize(template, dim=1)  # (B, K, G*G)
-        image = F.normalize(maps[:, 1], dim=1)  # (B, K, h, w)
+        image = F.normalize(image, dim=1)  # (B, K, h, w)
         volume = torch.einsum("bkn,bkhw->bnhw", template, image)  # (B, G*G, h, w) in [-1, 1]
         pyramid = [volume]
         for _ in range(1, self.levels):

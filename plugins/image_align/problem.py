@@ -14,7 +14,7 @@ from image_align.metrics import alignment_metrics
 from image_align.photos import DEFAULT_TEST_PHOTOS, load_300w, load_packaged
 from image_align.synthesis import PairSettings, make_pairs
 from selfiter.errors import DataError
-from selfiter.interfaces import Problem, ProblemData
+from selfiter.interfaces import Problem, ProblemData, View
 
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
 
@@ -98,13 +98,19 @@ class ImageAlign(Problem):
     def augment(self, inputs: torch.Tensor, theta: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """With ``dihedral``: each pair mirrored left-right with probability 1/2, then
-        transposed with probability 1/2 (together the 8 symmetries of the square)."""
+        transposed with probability 1/2: 4 of the 8 symmetries of the square (the identity,
+        the mirror, the transpose and a quarter turn)."""
         if not self.dihedral:
             return inputs, theta
         b = inputs.shape[0]
         u = torch.rand(b, 2, generator=generator, device=inputs.device) < 0.5  # (B, 2)
         inputs, theta = _where_pair(u[:, 0], *mirror(inputs, theta), inputs, theta)
         return _where_pair(u[:, 1], *transpose(inputs, theta), inputs, theta)
+
+    def test_views(self) -> tuple[View, ...]:
+        """The pair mirrored, transposed, and both (``solver.tta``): the three symmetries
+        besides the identity that ``dihedral`` training draws."""
+        return tuple(DihedralView(f, t) for f, t in ((True, False), (False, True), (True, True)))
 
     def metrics(self, theta: torch.Tensor, data: ProblemData) -> dict[str, float]:
         """See :func:`image_align.metrics.alignment_metrics`: ``corner_err`` (px) first."""
@@ -140,17 +146,49 @@ def _where_pair(mask: torch.Tensor, inputs_a: torch.Tensor, theta_a: torch.Tenso
 
 
 def mirror(inputs: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every pair mirrored left-right: ``x -> S-1-x`` in template and image alike. The
-    corners swap (0 <-> 1, 2 <-> 3) and their x displacements change sign."""
+    """Every pair mirrored left-right: ``x -> S-1-x`` in template and image alike (see
+    :func:`mirror_theta`)."""
+    return inputs.flip(-1), mirror_theta(theta)
+
+
+def mirror_theta(theta: torch.Tensor) -> torch.Tensor:
+    """The corner displacements ``(B, 8)`` of the mirrored pair: the corners swap (0 <-> 1,
+    2 <-> 3) and their x displacements change sign. An involution."""
     d = theta.reshape(-1, 4, 2)[:, [1, 0, 3, 2]] * d_sign(theta, (-1.0, 1.0))
-    return inputs.flip(-1), d.reshape(-1, 8)
+    return d.reshape(-1, 8)
 
 
 def transpose(inputs: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every pair transposed: ``(x, y) -> (y, x)``. Corners 1 and 3 swap and each
-    displacement's x and y swap."""
-    d = theta.reshape(-1, 4, 2)[:, [0, 3, 2, 1]].flip(-1)
-    return inputs.transpose(-1, -2), d.reshape(-1, 8)
+    """Every pair transposed: ``(x, y) -> (y, x)`` (see :func:`transpose_theta`)."""
+    return inputs.transpose(-1, -2), transpose_theta(theta)
+
+
+def transpose_theta(theta: torch.Tensor) -> torch.Tensor:
+    """The corner displacements ``(B, 8)`` of the transposed pair: corners 1 and 3 swap
+    and each displacement's x and y swap. An involution."""
+    return theta.reshape(-1, 4, 2)[:, [0, 3, 2, 1]].flip(-1).reshape(-1, 8)
+
+
+class DihedralView(View):
+    """A pair mirrored left-right (``flip``), then transposed (``swap``): one of the
+    symmetries of the square that training's ``dihedral`` augmentation draws, as a test
+    view (``solver.tta``)."""
+
+    def __init__(self, flip: bool, swap: bool) -> None:
+        self.flip, self.swap = flip, swap
+        self.name = "+".join(n for n, on in (("mirror", flip), ("transpose", swap)) if on)
+
+    def inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        inputs = inputs.flip(-1) if self.flip else inputs
+        return inputs.transpose(-1, -2) if self.swap else inputs
+
+    def theta(self, theta: torch.Tensor) -> torch.Tensor:
+        theta = mirror_theta(theta) if self.flip else theta
+        return transpose_theta(theta) if self.swap else theta
+
+    def theta_back(self, theta: torch.Tensor) -> torch.Tensor:
+        theta = transpose_theta(theta) if self.swap else theta
+        return mirror_theta(theta) if self.flip else theta
 
 
 def d_sign(theta: torch.Tensor, sign: tuple[float, float]) -> torch.Tensor:

@@ -22,7 +22,7 @@ from selfiter.atomic import atomic_path, write_text
 from selfiter.build import Components, build_components, resolve_device
 from selfiter.checkpoint import (CheckpointData, check_same_model, load_checkpoint, load_weights,
                                  resolve_checkpoint, save_checkpoint)
-from selfiter.config import Config, config_from_dict
+from selfiter.config import Config, TrainConfig, config_from_dict
 from selfiter.errors import CheckpointError, ConfigError, TrainingError
 from selfiter.evaluation import solve_batched
 from selfiter.interfaces import ParameterModel, ProblemData, Regressor
@@ -43,9 +43,11 @@ def step_generator(seed: int, stage: int, step: int, device: torch.device) -> to
     return g
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def _autocast(device: torch.device, train: TrainConfig):
+    """The training step's autocast: bf16 on CUDA with ``train.amp``, on the CPU with
+    ``train.amp_cpu``, else none."""
+    if (train.amp and device.type == "cuda") or (train.amp_cpu and device.type == "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -266,7 +268,7 @@ def train_step(parts: Components, data: ProblemData, model: LearnedModel, net: t
                 pm, theta, theta_gt, g, t.trajectory, t.trajectory_steps)
         return theta
 
-    with _autocast(device, t.amp):
+    with _autocast(device, t):
         pred, theta, auxiliary = net(inputs, theta, stage,
                                      prepare if stage > 0 or t.trajectory > 0 else None)
     target = pm.difference(theta_gt, theta)  # (B*M, D), Algorithm 1 line 7

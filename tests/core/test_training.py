@@ -240,6 +240,27 @@ def test_compiled_training_follows_the_eager_run(tmp_path):
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
 
 
+def test_bf16_autocast_on_the_cpu_is_opt_in_and_still_learns(tmp_path, monkeypatch):
+    calls = []
+    original = torch.autocast
+
+    def spy(device_type, *args, **kwargs):
+        calls.append((device_type, kwargs.get("dtype")))
+        return original(device_type, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.torch, "autocast", spy)
+    train(config_from_dict(toy_config(steps=20, device="cpu", amp=True)), tmp_path / "fp32",
+          progress=False)
+    assert calls == []  # amp is for CUDA; on the CPU nothing is cast unless asked
+    ckpt = train(config_from_dict(toy_config(device="cpu", amp_cpu=True)), tmp_path / "bf16",
+                 progress=False)
+    assert calls and set(calls) == {("cpu", torch.bfloat16)}
+    model = selfiter.load(ckpt)
+    data = model.problem.load("test")
+    ev = score(model.problem, data, model.solve(data.inputs, iterations=3), "test")
+    assert ev.per_iteration[-1]["err"] < 0.1 * ev.per_iteration[0]["err"]
+
+
 def test_the_progress_bar_ends_where_the_time_budget_ends_the_run():
     # 10 minutes left at 2 steps/s: the run ends 1,200 steps on, not at train.steps
     assert trainer.expected_steps(100_000, 500, 600.0, 2.0) == 1_700

@@ -60,13 +60,14 @@ def cases(draw):
     return inputs, inputs + torch.randn(n, d, generator=g, dtype=torch.float64) * 5, views
 
 
-@settings(max_examples=40, deadline=None)
-@given(cases(), st.floats(0.1, 0.9), st.integers(0, 4))
-def test_the_average_is_the_mean_of_each_view_solved_alone_and_mapped_back(case, c, k):
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.floats(0.1, 0.9), st.integers(0, 4), st.sampled_from([0.0, 0.3]))
+def test_the_average_is_the_mean_of_each_view_solved_alone_and_mapped_back(case, c, k, bias):
     inputs, theta0, views = case
-    solver = Step(c, bias=0.3)
+    solver = Step(c, bias)
     got = solve_averaged(lambda x, t: solver.solve(x, t, k), views, inputs, theta0)
-    alone = [solver.solve(inputs, theta0, k).trajectory]
+    plain = solver.solve(inputs, theta0, k).trajectory
+    alone = [plain]
     for v in views:
         traj = solver.solve(v.inputs(inputs), v.theta(theta0), k).trajectory  # (K+1, N, D)
         alone.append(torch.stack([v.theta_back(t) for t in traj]))
@@ -74,16 +75,10 @@ def test_the_average_is_the_mean_of_each_view_solved_alone_and_mapped_back(case,
     assert_close(got.trajectory, expected)
     assert_close(got.theta, expected[-1])
     assert got.steps.tolist() == [k] * inputs.shape[0]
-
-
-@settings(max_examples=40, deadline=None)
-@given(cases(), st.floats(0.1, 0.9), st.integers(0, 4))
-def test_an_equivariant_solver_averaged_over_exact_symmetries_is_unchanged(case, c, k):
-    inputs, theta0, views = case
-    solver = Step(c, bias=0.0)
-    # every view's start is the view of the plain start, so each view solves the same problem
-    got = solve_averaged(lambda x, t: solver.solve(x, t, k), views, inputs, theta0)
-    assert_close(got.trajectory, solver.solve(inputs, theta0, k).trajectory)
+    if bias == 0.0:
+        # an equivariant solver averaged over exact symmetries is unchanged: every view
+        # starts from the view of the plain start, so each solves the same problem
+        assert_close(got.trajectory, plain)
 
 
 def test_no_views_is_the_plain_solve_and_flags_combine_over_views():

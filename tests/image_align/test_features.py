@@ -193,6 +193,24 @@ def test_the_volume_is_the_cosine_of_template_and_image_features_and_pools_by_tw
     assert bool((volume[0].abs() <= 1 + 1e-5).all())
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.5, 50.0))
+def test_a_centred_volume_ignores_what_every_place_of_a_map_shares(seed, size):
+    # a 4 x 4 grid: every point lies between map cells (an 8 x 8 grid's last row and column
+    # read the zero padding beyond the map, which no shared part reaches)
+    ex = small_volume_model(seed, center=True, grid=4).extractor
+    x = pairs(2, seed % 100)
+    plain = ex.encode(x).levels
+    g = torch.Generator().manual_seed(seed)
+    shared = torch.randn(2, 2, 6, 1, 1, generator=g) * size  # a vector per map, all places
+    forward = ex.encoder.forward
+    ex.encoder.forward = lambda frames: (forward(frames).reshape(2, 2, 6, 8, 8)
+                                         + shared).reshape(4, 6, 8, 8)
+    moved = ex.encode(x).levels
+    for a, b in zip(plain, moved):  # float32 cancels the shared part only to its precision
+        assert_close(a, b, atol=3e-5 * (1 + size), rtol=0)
+
+
 def test_moving_the_state_by_one_cell_shifts_every_window_by_one_cell():
     ex = small_volume_model().extractor
     context = ex.encode(pairs(2, seed=5))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from image_align.homography import corners_to_matrix, warp_image
-from image_align.problem import mirror, transpose
+from image_align.problem import ImageAlign, mirror, transpose
 from image_align.synthesis import PairSettings, make_pairs
 from tests.image_align.helpers import synthetic_photos
 
@@ -73,6 +73,25 @@ def test_a_mirrored_or_transposed_pair_is_a_pair_of_its_own(flip):
     f_inputs, f_theta = flip(inputs, theta)
     assert float(misfit(f_inputs, f_theta).max()) < 6.0
     assert torch.equal(flip(*flip(inputs, theta))[1], theta)
+
+
+@pytest.mark.parametrize("view", ImageAlign(size=48, max_shift=8.0).test_views(),
+                         ids=lambda v: v.name)
+def test_each_test_view_is_a_pair_of_its_own_and_maps_theta_back(view):
+    photos = synthetic_photos(3, 96)
+    inputs, theta, _ = make_pairs(photos, 24, PairSettings(size=48, max_shift=8.0, **CLEAN),
+                                  torch.Generator().manual_seed(3))
+    assert float(misfit(view.inputs(inputs), view.theta(theta)).max()) < 6.0
+    assert torch.equal(view.theta_back(view.theta(theta)), theta)
+    assert torch.equal(view.theta(view.theta_back(theta)), theta)
+
+
+def test_the_test_views_are_the_three_symmetries_dihedral_training_draws():
+    views = ImageAlign(size=48, max_shift=8.0).test_views()
+    assert [v.name for v in views] == ["mirror", "transpose", "mirror+transpose"]
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    # mirror then transpose is a quarter turn (counter-clockwise on screen)
+    assert torch.equal(views[2].inputs(x), torch.rot90(x, 1, (-2, -1)))
 
 
 def test_settings_are_checked_by_name():
