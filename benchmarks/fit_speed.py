@@ -54,18 +54,20 @@ def dlib_boxes(lm_boxes: np.ndarray) -> np.ndarray:
     return np.hstack([c - side / 2, c + side / 2])
 
 
-def interleaved(model, predictor, images, lm_boxes, d_boxes) -> tuple[np.ndarray, np.ndarray]:
-    """ms per face of dlib and of selfiter, face by face in turn: ``(N,)`` each."""
+def interleaved(model, predictor, images, lm_boxes, d_boxes, tta: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """ms per face of dlib and of selfiter (``tta``: averaged with the mirrored face), face
+    by face in turn: ``(N,)`` each."""
     import dlib
 
-    predict_faces(model, images[0], boxes=[lm_boxes[0]])  # warm-up: first-call allocations
+    predict_faces(model, images[0], boxes=[lm_boxes[0]], tta=tta)  # warm-up: first-call allocations
     t_dlib, t_self = [], []
     for image, lb, db in zip(images, lm_boxes, d_boxes):
         rect = dlib.rectangle(*(int(round(v)) for v in db))
         t0 = time.perf_counter()
         predictor(image, rect)
         t1 = time.perf_counter()
-        predict_faces(model, image, boxes=[lb])
+        predict_faces(model, image, boxes=[lb], tta=tta)
         t2 = time.perf_counter()
         t_dlib.append(t1 - t0)
         t_self.append(t2 - t1)
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32, help="faces per call in the batched row")
     p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES,
                    help="selfiter runtimes to time")
+    p.add_argument("--tta", action="store_true",
+                   help="also time each runtime at one thread averaged with the mirrored face")
     p.add_argument("--report", help="write the results as Markdown to this file")
     args = p.parse_args(argv)
     import dlib
@@ -105,14 +109,16 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---:|---:|---:|---:|---:|"]
     for runtime in args.runtimes:
         model = load(args.checkpoint, runtime=runtime)
-        for threads in (1, 2):
+        # (threads, averaged with the mirrored face)
+        for threads, tta in [(1, False), (2, False)] + ([(1, True)] if args.tta else []):
             torch.set_num_threads(threads)
-            t_dlib, t_self = interleaved(model, predictor, images, lm_boxes, d_boxes)
+            t_dlib, t_self = interleaved(model, predictor, images, lm_boxes, d_boxes, tta)
             ratio = np.median(t_self) / np.median(t_dlib)
             lines.append(f"| dlib `shape_predictor_68` | dlib | 1 | 1 | {np.median(t_dlib):.2f} | "
                          f"{t_dlib.mean():.2f} | |")
-            lines.append(f"| selfiter `{args.checkpoint}` | {runtime} | {threads} | 1 | "
-                         f"{np.median(t_self):.2f} | {t_self.mean():.2f} | {ratio:.2f} |")
+            lines.append(f"| selfiter `{args.checkpoint}`{', `--tta`' if tta else ''} | {runtime} | "
+                         f"{threads} | 1 | {np.median(t_self):.2f} | {t_self.mean():.2f} | "
+                         f"{ratio:.2f} |")
             print("\n".join(lines[-2:]), file=sys.stderr)
         for threads in (1, 2):
             torch.set_num_threads(threads)
