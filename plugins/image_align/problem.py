@@ -3,6 +3,7 @@ and an image of the same scene, as the template's 4 corner displacements."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,8 +38,10 @@ class ImageAlign(Problem):
     grey ``photo_side`` px squares (:mod:`image_align.photos`). The pair settings
     (``size``, ``max_shift``, ``contrast``, ``brightness``, ``gradient``, ``blur``,
     ``noise``) are those of :class:`~image_align.synthesis.PairSettings`, with the ``box``
-    law. ``dihedral`` augments training batches by the 8 flips and quarter turns of the
-    square (the pair and its corners together: an exact new pair for free).
+    law; ``ring_share`` and ``ring_min`` apply to the training pairs only (validation and
+    test keep the box law, so that runs compare). ``dihedral`` augments training batches
+    by 4 of the symmetries of the square (the pair and its corners together: an exact new
+    pair for free).
     """
 
     splits = ("train", "val", "test")
@@ -48,7 +51,8 @@ class ImageAlign(Problem):
                  max_shift: float = 32.0, contrast: float = 0.3, brightness: float = 0.1,
                  gradient: float = 0.2, blur: float = 1.0, noise: float = 3.0,
                  test_photos: Sequence[str] | None = None, limit_photos: int | None = None,
-                 dihedral: bool = True, seed: int = 0) -> None:
+                 dihedral: bool = True, seed: int = 0, ring_share: float = 0.0,
+                 ring_min: float = 0.0) -> None:
         if min(n_train, n_val, n_test) < 1:
             raise ValueError(f"split sizes must be >= 1, got {n_train}/{n_val}/{n_test}")
         if photo_side < size:
@@ -58,6 +62,8 @@ class ImageAlign(Problem):
         self.settings = PairSettings(size=size, shift_law="box", max_shift=max_shift,
                                      contrast=contrast, brightness=brightness, gradient=gradient,
                                      blur=blur, noise=noise)
+        self.train_settings = dataclasses.replace(self.settings, ring_share=ring_share,
+                                                  ring_min=ring_min)
         self.data_root = None if data_root is None else Path(data_root)
         self.photo_side = photo_side
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
@@ -88,7 +94,8 @@ class ImageAlign(Problem):
 
     def load(self, split: str) -> ProblemData:
         photos, names = self.photos(split)
-        inputs, theta, which = make_pairs(photos, self.sizes[split], self.settings,
+        settings = self.train_settings if split == "train" else self.settings
+        inputs, theta, which = make_pairs(photos, self.sizes[split], settings,
                                           self.generator(split))
         shown = ", ".join(self.test_photos[:2]) + (", ..." if len(self.test_photos) > 2 else "")
         source = (f"{len(self.test_photos)} packaged photos ({shown})" if split == "test"

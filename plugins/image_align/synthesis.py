@@ -37,6 +37,12 @@ class PairSettings:
     shift_law: Literal["box", "ring"] = "box"
     #: px, see ``shift_law``
     max_shift: float = 32.0
+    #: with the ``box`` law, this share of the pairs takes the ``ring`` law instead, at a
+    #: radius uniform in ``[ring_min, max_shift]`` per pair: more pairs whose every corner
+    #: moved far (the box law gives few), none beyond ``max_shift`` in x or y
+    ring_share: float = 0.0
+    #: px, see ``ring_share``
+    ring_min: float = 0.0
     #: the image's contrast gain is ``exp(U(-contrast, contrast))``
     contrast: float = 0.3
     #: the image's brightness offset is ``U(-brightness, brightness) * 255``
@@ -57,18 +63,35 @@ class PairSettings:
         for name in ("max_shift", "contrast", "brightness", "gradient", "blur", "noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.ring_share <= 1:
+            raise ValueError(f"ring_share must be in [0, 1], got {self.ring_share}")
+        if not 0 <= self.ring_min <= self.max_shift:
+            raise ValueError(f"ring_min must be in [0, max_shift = {self.max_shift}], got "
+                             f"{self.ring_min}")
         if self.max_shift >= self.size / 3:
             raise ValueError(f"max_shift must be below size / 3 = {self.size / 3:.3g} px (beyond "
                              f"it corners can cross and the quadrilateral fold), got {self.max_shift}")
 
 
 def draw_shifts(n: int, settings: PairSettings, g: torch.Generator) -> torch.Tensor:
-    """Corner displacements ``(n, 8)`` px by the settings' law."""
+    """Corner displacements ``(n, 8)`` px by the settings' law (a ``ring_share`` of 0 draws
+    nothing more than the box law alone)."""
     m = settings.max_shift
-    if settings.shift_law == "box":
-        return (torch.rand(n, 8, generator=g) * 2 - 1) * m
-    angle = torch.rand(n, 4, generator=g) * (2 * math.pi)
-    return torch.stack([angle.cos(), angle.sin()], -1).reshape(n, 8) * m
+    if settings.shift_law == "ring":
+        return ring_shifts(torch.full((n,), m), g)
+    box = (torch.rand(n, 8, generator=g) * 2 - 1) * m
+    if settings.ring_share == 0:
+        return box
+    ring = torch.rand(n, generator=g) < settings.ring_share  # (n,)
+    radius = settings.ring_min + torch.rand(n, generator=g) * (m - settings.ring_min)
+    return torch.where(ring[:, None], ring_shifts(radius, g), box)
+
+
+def ring_shifts(radius: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Every corner moved by ``radius: (n,)`` px in its own uniformly random direction:
+    ``(n, 8)`` px."""
+    angle = torch.rand(radius.shape[0], 4, generator=g) * (2 * math.pi)
+    return (torch.stack([angle.cos(), angle.sin()], -1) * radius[:, None, None]).reshape(-1, 8)
 
 
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
 
 from image_align.homography import corners_to_matrix, warp_image
 from image_align.problem import ImageAlign, mirror, transpose
-from image_align.synthesis import PairSettings, make_pairs
+from image_align.synthesis import PairSettings, draw_shifts, make_pairs
 from tests.image_align.helpers import synthetic_photos
 
 CLEAN = dict(contrast=0.0, brightness=0.0, gradient=0.0, blur=0.0, noise=0.0)
@@ -55,6 +58,33 @@ def test_the_ring_law_moves_every_corner_by_exactly_max_shift():
     torch.testing.assert_close(theta.reshape(-1, 4, 2).norm(dim=-1), torch.full((50, 4), 5.0))
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.05, 0.95), st.floats(0.0, 8.0))
+def test_a_ring_share_of_the_box_law_moves_all_corners_of_its_pairs_alike(seed, share, low):
+    box = PairSettings(size=32, max_shift=8.0)
+    mixed = PairSettings(size=32, max_shift=8.0, ring_share=share, ring_min=low)
+    d = draw_shifts(4000, mixed, torch.Generator().manual_seed(seed))
+    radius = d.reshape(-1, 4, 2).norm(dim=-1)  # (n, 4)
+    ring = (radius.max(1).values - radius.min(1).values) < 1e-4  # every corner alike
+    assert bool((radius[ring] >= low - 1e-4).all() and (radius[ring] <= 8.0 + 1e-4).all())
+    assert bool((d.abs() <= 8.0 + 1e-4).all())  # no coordinate beyond max_shift either way
+    # the ring's share: an exact binomial test at a 1e-6 false-alarm rate (box pairs whose
+    # four corners happen to be equally far never occur in floats)
+    assert binomtest(int(ring.sum()), 4000, share).pvalue > 1e-6
+    # a share of 0 draws exactly what the box law alone draws
+    zero = PairSettings(size=32, max_shift=8.0, ring_share=0.0, ring_min=low)
+    assert torch.equal(draw_shifts(50, zero, torch.Generator().manual_seed(seed)),
+                       draw_shifts(50, box, torch.Generator().manual_seed(seed)))
+
+
+def test_the_ring_share_reaches_the_training_pairs_only():
+    photos = synthetic_photos(2, 80)
+    problem = ImageAlign(size=32, photo_side=80, max_shift=6.0, ring_share=1.0, ring_min=6.0)
+    assert problem.train_settings.ring_share == 1.0 and problem.settings.ring_share == 0.0
+    _, theta, _ = make_pairs(photos, 30, problem.train_settings, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(theta.reshape(-1, 4, 2).norm(dim=-1), torch.full((30, 4), 6.0))
+
+
 def test_the_light_change_changes_the_image_only():
     photos = synthetic_photos(2, 80)
     g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
@@ -99,3 +129,7 @@ def test_settings_are_checked_by_name():
         PairSettings(size=30, max_shift=10.0)
     with pytest.raises(ValueError, match="noise must be >= 0"):
         PairSettings(noise=-1.0)
+    with pytest.raises(ValueError, match=r"ring_share must be in \[0, 1\], got 1.5"):
+        PairSettings(ring_share=1.5)
+    with pytest.raises(ValueError, match=r"ring_min must be in \[0, max_shift = 32.0\], got 40"):
+        PairSettings(ring_min=40.0)
