@@ -87,8 +87,8 @@ class TrainConfig:
     #: bf16 autocast on CUDA (ignored on CPU)
     amp: bool = True
     #: bf16 autocast of the training step on the CPU too (inference stays float32); worth it
-    #: where the CPU has bfloat16 dot products (AMX, AVX512-BF16): the image_align step 1.27
-    #: times faster on the 2-core Xeon (docs/benchmarks.md)
+    #: where the CPU has bfloat16 dot products (AMX, AVX512-BF16): 1.26 times the image_align
+    #: training states per second on the 2-core Xeon (docs/benchmarks.md)
     amp_cpu: bool = False
     #: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
     device: str = "auto"

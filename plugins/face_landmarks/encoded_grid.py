@@ -190,9 +190,9 @@ def bilinear_gather_grid(context: GridContext, size: tuple[int, int], border: in
     neighbouring points share corners: 16 cells for a 3 x 3 grid against 36 read corner
     by corner), and interpolates the block by two small matrix products, ``W_y block
     W_x^T``, whose ``(grid, n)`` matrices hold each point's two bilinear weights. As
-    products, forward and backward run as batched matmuls (in training on the 2-core CPU
-    about 1.6 times faster a step than four weighted corner gathers, and than slicing the
-    block). A square lying wholly outside the map is clamped to a place in the zero
+    products, forward and backward run as batched matmuls: a training step of the face
+    model (16 faces x 8 states, 2-core CPU) took 115 ms, against 178 ms with four weighted
+    corner gathers per point and 159 ms interpolating slices of the block. A square lying wholly outside the map is clamped to a place in the zero
     border, which it reads as zeros, as it should."""
     hp, wp = size
     a, n_pts = x.shape
